@@ -1,0 +1,295 @@
+"""The multilayer perceptron: parameters in one flat buffer, forward and backward passes through the backend ops.
+
+Notation follows the maths: layer ``l`` computes ``a[l+1] = act(a[l] @ W[l] + b[l])`` with ``W[l]`` shaped
+(fan_in, fan_out); backprop carries ``delta`` = dLoss/dz backwards. The output layer has no activation of its own:
+the loss op adds the bias and applies the head (softmax or identity) in the same pass.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import _checks
+from .activations import check_activation
+from .backend import get_ops
+from .initializers import initial_weights
+from .losses import check_loss_for_head, loss_op_name
+from .optim import Optimizer, make_optimizer
+
+HEADS = ("softmax", "identity")
+DTYPES = ("float32", "float64")
+
+
+class MLP:
+    """A fully connected network, e.g. ``MLP([784, 500, 250, 100, 10], activation="relu")``.
+
+    Parameters
+    ----------
+    layer_sizes: input size, hidden sizes, output size.
+    activation: hidden activation: sigmoid, tanh, relu, leaky_relu (slope ``alpha``) or identity.
+    output: ``"softmax"`` (class labels) or ``"identity"`` (real-valued targets).
+    init: weight initializer (see ``mlpx.initializers.INITIALIZERS``); biases start at zero.
+    seed: seeds the weights and the shuffling; the same seed gives the same run on the CPU.
+    dtype: ``"float32"`` (default) or ``"float64"``.
+    backend: ``"auto"``, ``"numpy"`` or ``"cupy"``; None uses ``mlpx.set_backend`` / ``MLPX_BACKEND`` / auto.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", output: str = "softmax",
+                 init: str = "xavier_uniform", alpha: float = 0.01, seed: int | None = None,
+                 dtype: str = "float32", backend: str | None = None):
+        sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
+        if not sizes or len(sizes) < 2:
+            raise ValueError(f"layer_sizes: expected a list of at least 2 sizes (inputs ... outputs), "
+                             f"got {layer_sizes!r}")
+        for size in sizes:
+            _checks.check_positive_int(size, f"layer_sizes entry (in {sizes})")
+        if output not in HEADS:
+            raise ValueError(f"unknown output head {output!r}; expected one of {', '.join(HEADS)}")
+        if np.dtype(dtype).name not in DTYPES:
+            raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not 0 <= alpha < 1:
+            raise ValueError(f"alpha (leaky relu slope): expected 0 <= alpha < 1, got {alpha!r}")
+        self.layer_sizes = [int(s) for s in sizes]
+        self.activation = check_activation(activation)
+        self.output = output
+        self.init = init
+        self.alpha = float(alpha)
+        self.seed = seed
+        self.dtype = np.dtype(dtype)
+        self.ops = get_ops(backend)
+        self.loss: str | None = None
+        self.optimizer: Optimizer | None = None
+        self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        self._allocate_parameters()
+        self.set_weights(initial_weights(init, self.layer_sizes, seed, self.dtype))
+
+    # ---- parameters ---------------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.ops.name
+
+    @property
+    def n_features(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_sizes) - 1
+
+    def parameter_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of [W1, b1, W2, b2, ...]."""
+        shapes = []
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            shapes += [(fan_in, fan_out), (fan_out,)]
+        return shapes
+
+    def _allocate_parameters(self) -> None:
+        """One flat buffer for all parameters and one for their gradients, with per-layer views into both."""
+        shapes = self.parameter_shapes()
+        total = sum(int(np.prod(s)) for s in shapes)
+        self.params = self.ops.zeros(total, self.dtype)
+        self.grads = self.ops.zeros(total, self.dtype)
+        self._param_views, self._grad_views = [], []
+        offset = 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            self._param_views.append(self.params[offset:offset + size].reshape(shape))
+            self._grad_views.append(self.grads[offset:offset + size].reshape(shape))
+            offset += size
+        self.W, self.b = self._param_views[0::2], self._param_views[1::2]
+        self.dW, self.db = self._grad_views[0::2], self._grad_views[1::2]
+        self._buffers: dict[int, dict] = {}
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[W1, b1, W2, b2, ...] as NumPy arrays (copies), W shaped (in, out)."""
+        return [self.ops.to_host(v).copy() for v in self._param_views]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Load [W1, b1, W2, b2, ...] (shapes as :meth:`get_weights` returns them) into the model."""
+        shapes = self.parameter_shapes()
+        if len(weights) != len(shapes):
+            raise ValueError(f"set_weights: expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
+        for i, (array, shape) in enumerate(zip(weights, shapes)):
+            array = np.asarray(self.ops.to_host(array) if not isinstance(array, np.ndarray) else array)
+            if array.shape != shape:
+                name = f"{'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
+                raise ValueError(f"set_weights: {name} expected shape {shape}, got {array.shape}")
+            self._param_views[i][...] = self.ops.asarray(array, dtype=self.dtype)
+
+    # ---- configuration ------------------------------------------------------------------------------------------
+    def compile(self, loss: str = "cross_entropy", optimizer="sgd") -> "MLP":
+        """Choose the loss ('cross_entropy' or 'mse') and the optimizer (an instance or a name)."""
+        self.loss = check_loss_for_head(loss, self.output)
+        self.optimizer = make_optimizer(optimizer)
+        return self
+
+    def _require_compiled(self) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError("the model is not compiled: call model.compile(loss=..., optimizer=...) first")
+
+    def get_config(self) -> dict:
+        """Everything needed to rebuild this model (weights aside)."""
+        return {"layer_sizes": self.layer_sizes, "activation": self.activation, "output": self.output,
+                "init": self.init, "alpha": self.alpha, "seed": self.seed, "dtype": self.dtype.name,
+                "loss": self.loss}
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
+                f"dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+    # ---- data in ------------------------------------------------------------------------------------------------
+    def _inputs(self, x, what: str = "x"):
+        """Validate x and put it on the backend in the model's dtype (no copy when it already is)."""
+        self._check_array_kind(x, what)
+        _checks.check_features(x, self.n_features, what)
+        return self.ops.asarray(x, dtype=self.dtype)
+
+    def _targets(self, y, n_samples: int, what: str = "y"):
+        self._check_array_kind(y, what)
+        if self.output == "softmax":
+            y = _checks.check_labels(y, n_samples, self.n_outputs, what)
+            return self.ops.asarray(y, dtype=np.int32)
+        y = _checks.check_targets(y, n_samples, self.n_outputs, what)
+        return self.ops.asarray(y, dtype=self.dtype)
+
+    def _check_array_kind(self, array, what: str) -> None:
+        if hasattr(array, "__cuda_array_interface__") and self.backend == "numpy":
+            raise TypeError(f"{what}: got a GPU (CuPy) array for a model on the numpy backend; pass a NumPy array "
+                            f"(cupy.asnumpy(x)) or move the model with model.to('cupy')")
+
+    # ---- forward and backward -----------------------------------------------------------------------------------
+    def _batch_buffers(self, batch: int) -> dict:
+        """Activation and delta buffers for one batch size, allocated once and reused."""
+        bufs = self._buffers.get(batch)
+        if bufs is None:
+            ops, dt, sizes = self.ops, self.dtype, self.layer_sizes
+            bufs = {
+                "x": ops.empty((batch, sizes[0]), dt),
+                "y": (ops.empty(batch, np.int32) if self.output == "softmax"
+                      else ops.empty((batch, sizes[-1]), dt)),
+                "a": [ops.empty((batch, n), dt) for n in sizes[1:]],       # a[l]: output of layer l
+                "delta": [ops.empty((batch, n), dt) for n in sizes[1:]],   # dLoss/dz of layer l
+            }
+            self._buffers[batch] = bufs
+        return bufs
+
+    def _forward_hidden(self, x, bufs) -> None:
+        """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers; the output layer's z = a @ W without bias."""
+        ops, a_prev = self.ops, x
+        for layer in range(self.n_layers):
+            a = bufs["a"][layer]
+            ops.gemm(a_prev, self.W[layer], out=a)
+            if layer < self.n_layers - 1:
+                ops.bias_act_forward(a, self.b[layer], self.activation, a, self.alpha)
+            a_prev = a
+
+    def _loss_and_output_delta(self, y, bufs, stats) -> None:
+        """Output layer: add bias, apply the head, accumulate the loss, write dLoss/dz into delta[-1]."""
+        op = getattr(self.ops, loss_op_name(self.loss, self.output))
+        op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats)
+
+    def _backward(self, x, bufs) -> None:
+        """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input."""
+        ops = self.ops
+        last = self.n_layers - 1
+        ops.bias_grad(bufs["delta"][last], self.db[last])
+        for layer in range(last, -1, -1):
+            delta = bufs["delta"][layer]
+            a_in = x if layer == 0 else bufs["a"][layer - 1]
+            ops.gemm(a_in, delta, out=self.dW[layer], trans_a=True)              # dW = a_in^T delta
+            if layer > 0:
+                d_prev = bufs["delta"][layer - 1]
+                ops.gemm(delta, self.W[layer], out=d_prev, trans_b=True)         # dLoss/da_in = delta W^T
+                ops.act_backward_bias_grad(d_prev, bufs["a"][layer - 1], self.activation, d_prev,
+                                           self.db[layer - 1], self.alpha)       # delta = . * act'(a), db
+
+    def _step(self, x, y, bufs, stats) -> None:
+        """One SGD step on a batch already on the backend; accumulates [loss sum, correct] into stats."""
+        self._forward_hidden(x, bufs)
+        self._loss_and_output_delta(y, bufs, stats)
+        self._backward(x, bufs)
+        self.optimizer.step(self.ops, self.params, self.grads)
+
+    def train_step(self, x_batch, y_batch) -> float:
+        """One update on one batch; returns the batch's mean loss before the update."""
+        self._require_compiled()
+        x = self._inputs(x_batch, "x_batch")
+        y = self._targets(y_batch, x.shape[0], "y_batch")
+        bufs = self._batch_buffers(x.shape[0])
+        stats = self.ops.zeros(2, np.float64)
+        self._step(x, y, bufs, stats)
+        return float(self.ops.to_host(stats)[0]) / x.shape[0]
+
+    # ---- training loop ------------------------------------------------------------------------------------------
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 64, validation_data=None, shuffle: bool = True,
+            verbose: int = 1, callbacks=None):
+        """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a :class:`mlpx.History`.
+
+        The per-epoch training loss and accuracy are means over the epoch's batches (computed before each batch's
+        update, without an extra pass), as Keras reports them. ``callbacks`` receive ``on_epoch_end(model, logs)``.
+        """
+        from .training import fit
+
+        return fit(self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                   shuffle=shuffle, verbose=verbose, callbacks=callbacks)
+
+    # ---- inference ----------------------------------------------------------------------------------------------
+    def _output_batches(self, x, batch_size: int):
+        """Yield (start, raw output z + b for the softmax head, or outputs for identity) batch by batch."""
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            bufs = self._batch_buffers(xb.shape[0])
+            self._forward_hidden(xb, bufs)
+            yield start, bufs
+
+    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (softmax head only), a NumPy array of shape (n_samples, n_classes)."""
+        if self.output != "softmax":
+            raise ValueError("predict_proba needs a softmax output head; this model's head is 'identity': "
+                             "use predict")
+        x = self._inputs(x)
+        result = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
+        for start, bufs in self._output_batches(x, batch_size):
+            z, probs = bufs["a"][-1], bufs["delta"][-1]
+            self.ops.softmax(z, self.b[-1], probs)
+            result[start:start + z.shape[0]] = self.ops.to_host(probs)
+        return result
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class labels (softmax head) or outputs (identity head), as a NumPy array."""
+        if self.output == "softmax":
+            return self.predict_proba(x, batch_size).argmax(axis=1)
+        x = self._inputs(x)
+        result = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
+        for start, bufs in self._output_batches(x, batch_size):
+            z = bufs["a"][-1]
+            self.ops.bias_act_forward(z, self.b[-1], "identity", z)
+            result[start:start + z.shape[0]] = self.ops.to_host(z)
+        return result
+
+    def evaluate(self, x, y, batch_size: int = 1024) -> dict:
+        """Mean loss and accuracy (accuracy only for the softmax head) on (x, y), without updating anything."""
+        if self.loss is None:
+            raise RuntimeError("evaluate needs a loss: call model.compile(loss=...) first")
+        x = self._inputs(x)
+        y = self._targets(y, x.shape[0])
+        stats = self.ops.zeros(2, np.float64)
+        for start, bufs in self._output_batches(x, batch_size):
+            self._loss_and_output_delta(y[start:start + bufs["x"].shape[0]], bufs, stats)
+        loss_sum, correct = (float(v) for v in self.ops.to_host(stats))
+        result = {"loss": loss_sum / x.shape[0]}
+        if self.output == "softmax":
+            result["accuracy"] = correct / x.shape[0]
+        return result
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save config, weights and optimizer state to a .npz file, atomically; loads on any backend."""
+        from .serialization import save_model
+
+        save_model(self, path)

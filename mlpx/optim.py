@@ -1,0 +1,169 @@
+"""Optimizers over the model's one flat parameter buffer: one fused update per step for the whole network.
+
+Names, defaults and update rules follow ``torch.optim`` (SGD, RMSprop, Adam), including its weight-decay
+convention: ``weight_decay * param`` is added to the gradient before the update (L2 regularisation; not AdamW's
+decoupled decay). The math itself lives in the backend's ``*_update`` ops.
+"""
+from __future__ import annotations
+
+
+def _check_non_negative(owner: str, **values) -> None:
+    for name, value in values.items():
+        if not value >= 0:  # also rejects NaN
+            raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+
+
+class Optimizer:
+    """Base class: holds hyper-parameters and the state buffers (allocated on first use, on the model's backend)."""
+
+    name = "optimizer"
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, lr: float):
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {lr!r}")
+        self.lr = float(lr)
+        self.step_count = 0
+        self.state: dict = {}
+        self._scratch = None
+
+    def _ensure_state(self, ops, params) -> None:
+        if self._scratch is None:
+            self._scratch = ops.empty(params.shape, params.dtype)
+        for key in self.state_names:
+            if key not in self.state:
+                self.state[key] = ops.zeros(params.shape, params.dtype)
+
+    def state_dict(self, ops) -> dict:
+        """Step count and state buffers as host arrays (for checkpoints and saved models)."""
+        return {"step_count": self.step_count, **{k: ops.to_host(v).copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, ops, state: dict, dtype) -> None:
+        """Restore what :meth:`state_dict` returned, onto backend ``ops``."""
+        self.step_count = int(state["step_count"])
+        self.state = {k: ops.asarray(state[k], dtype=dtype) for k in self.state_names if k in state}
+        self._scratch = None
+
+    def step(self, ops, params, grads) -> None:
+        """Update ``params`` in place from ``grads`` (which may be overwritten)."""
+        self._ensure_state(ops, params)
+        self.step_count += 1
+        self._update(ops, params, grads)
+
+    def _update(self, ops, params, grads) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """Hyper-parameters, enough to rebuild this optimizer with ``make_optimizer``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    ``weight_decay`` adds ``weight_decay * param`` to the gradient (PyTorch's convention).
+    """
+
+    name = "sgd"
+    state_names = ("velocity",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):
+        super().__init__(lr)
+        _check_non_negative("SGD", momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+        self.momentum, self.dampening = float(momentum), float(dampening)
+        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
+
+    def _update(self, ops, params, grads):
+        ops.sgd_update(params, grads, self.state["velocity"], self._scratch, lr=self.lr, momentum=self.momentum,
+                       dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
+                       first_step=self.step_count == 1)
+
+    def get_config(self):
+        return {"name": self.name, "lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov}
+
+
+class RMSProp(Optimizer):
+    """RMSProp, as ``torch.optim.RMSprop`` (square average decay ``alpha``, optional momentum and centering).
+
+    ``weight_decay`` adds ``weight_decay * param`` to the gradient (PyTorch's convention).
+    """
+
+    name = "rmsprop"
+    state_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False):
+        super().__init__(lr)
+        _check_non_negative("RMSProp", alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+        self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
+        self.momentum, self.centered = float(momentum), bool(centered)
+
+    def _update(self, ops, params, grads):
+        s = self.state
+        ops.rmsprop_update(params, grads, s["square_avg"], s["grad_avg"], s["momentum_buffer"], self._scratch,
+                           lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                           momentum=self.momentum, centered=self.centered)
+
+    def get_config(self):
+        return {"name": self.name, "lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum, "centered": self.centered}
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (bias-corrected moments).
+
+    ``weight_decay`` adds ``weight_decay * param`` to the gradient (PyTorch's convention, not AdamW).
+    """
+
+    name = "adam"
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(lr)
+        beta1, beta2 = betas
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {tuple(betas)!r}")
+        _check_non_negative("Adam", eps=eps, weight_decay=weight_decay)
+        self.betas = (float(beta1), float(beta2))
+        self.eps, self.weight_decay = float(eps), float(weight_decay)
+
+    def _update(self, ops, params, grads):
+        ops.adam_update(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], self._scratch, lr=self.lr,
+                        beta1=self.betas[0], beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
+                        step=self.step_count)
+
+    def get_config(self):
+        return {"name": self.name, "lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": SGD, "rmsprop": RMSProp, "adam": Adam}
+
+
+def make_optimizer(spec, **overrides) -> Optimizer:
+    """An Optimizer from an instance, a name ('sgd', 'momentum', 'rmsprop', 'adam') or a ``get_config()`` dict."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, dict):
+        config = dict(spec)
+        name = config.pop("name")
+    else:
+        name, config = spec, {}
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+    name = name.lower()
+    if name == "momentum":
+        config.setdefault("momentum", 0.9)
+    if "betas" in config:
+        config["betas"] = tuple(config["betas"])
+    config.update(overrides)
+    return OPTIMIZERS[name](**config)

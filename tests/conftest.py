@@ -1,0 +1,36 @@
+"""Test configuration: the `slow` marker is opt-in (--runslow); `gpu` tests run only where CuPy sees a GPU."""
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the long tests (full 15-epoch trainings)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--runslow"):
+        skip_slow = pytest.mark.skip(reason="long run: opt in with --runslow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
+    if any("gpu" in item.keywords for item in items):
+        from mlpx.backend import cupy_status
+
+        usable, why = cupy_status()
+        if not usable:
+            skip_gpu = pytest.mark.skip(reason=f"no GPU: {why}")
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Full MNIST from MLPX_DATA_DIR (skips with the reason when it is not set up)."""
+    import mlpx
+
+    if not os.environ.get("MLPX_DATA_DIR"):
+        pytest.skip("MLPX_DATA_DIR is not set: point it at a folder with the MNIST IDX files")
+    return mlpx.datasets.load_mnist(download=False)
