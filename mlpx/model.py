@@ -215,6 +215,22 @@ class MLP:
         self._backward(x, bufs)
         self.optimizer.step(self.ops, self.params, self.grads)
 
+    def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """Mean loss on (x, y) and its gradients for [W1, b1, W2, b2, ...] as NumPy arrays; nothing is updated.
+
+        For gradient checks and research; training uses the same forward and backward code.
+        """
+        if self.loss is None:
+            raise RuntimeError("loss_and_gradients needs a loss: call model.compile(loss=...) first")
+        x = self._inputs(x)
+        y = self._targets(y, x.shape[0])
+        bufs = self._batch_buffers(x.shape[0])
+        stats = self.ops.zeros(2, np.float64)
+        self._forward_hidden(x, bufs)
+        self._loss_and_output_delta(y, bufs, stats)
+        self._backward(x, bufs)
+        return float(self.ops.to_host(stats)[0]) / x.shape[0], [self.ops.to_host(g).copy() for g in self._grad_views]
+
     def train_step(self, x_batch, y_batch) -> float:
         """One update on one batch; returns the batch's mean loss before the update."""
         self._require_compiled()
