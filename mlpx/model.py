@@ -178,10 +178,11 @@ class MLP:
             self._buffers[batch] = bufs
         return bufs
 
-    def _forward_hidden(self, x, bufs) -> None:
-        """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers; the output layer's z = a @ W without bias."""
+    def _forward_hidden(self, x, bufs, stop: int | None = None) -> None:
+        """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers; the output layer's z = a @ W without bias.
+        ``stop`` ends the pass after that many layers (feature extraction)."""
         ops, a_prev = self.ops, x
-        for layer in range(self.n_layers):
+        for layer in range(self.n_layers if stop is None else stop):
             a = bufs["a"][layer]
             ops.gemm(a_prev, self.W[layer], out=a)
             if layer < self.n_layers - 1:
@@ -208,10 +209,16 @@ class MLP:
                 ops.act_backward_bias_grad(d_prev, bufs["a"][layer - 1], self.activation, d_prev,
                                            self.db[layer - 1], self.alpha)       # delta = . * act'(a), db
 
-    def _step(self, x, y, bufs, stats) -> None:
-        """One SGD step on a batch already on the backend; accumulates [loss sum, correct] into stats."""
+    def _step(self, x, y, bufs, stats, row_scale=None) -> None:
+        """One SGD step on a batch already on the backend; accumulates [loss sum, correct] into stats.
+
+        ``row_scale`` (backend array, one factor per row) weights the samples: with w_i * B / sum(w) it turns the
+        mean loss's gradient into the gradient of the weighted mean sum(w_i loss_i) / sum(w) (sample weights).
+        """
         self._forward_hidden(x, bufs)
         self._loss_and_output_delta(y, bufs, stats)
+        if row_scale is not None:
+            bufs["delta"][-1] *= row_scale.reshape(-1, 1)
         self._backward(x, bufs)
         self.optimizer.step(self.ops, self.params, self.grads)
 
@@ -262,6 +269,24 @@ class MLP:
             bufs = self._batch_buffers(xb.shape[0])
             self._forward_hidden(xb, bufs)
             yield start, bufs
+
+    def transform(self, x, layer: int = -1, batch_size: int = 1024) -> np.ndarray:
+        """Activations of hidden layer ``layer`` (1 = first hidden layer, -1 = last) for x, as a NumPy array:
+        the learned features, e.g. the bottleneck of an autoencoder. Computed batch by batch."""
+        n_hidden = self.n_layers - 1
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not (
+                1 <= layer <= n_hidden or -n_hidden <= layer <= -1):
+            raise ValueError(f"layer: expected a hidden layer number in 1..{n_hidden} (or -{n_hidden}..-1 from "
+                             f"the end) for layer sizes {self.layer_sizes}, got {layer!r}")
+        stop = int(layer) if layer > 0 else n_hidden + 1 + int(layer)
+        x = self._inputs(x)
+        result = np.empty((x.shape[0], self.layer_sizes[stop]), dtype=self.dtype)
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            bufs = self._batch_buffers(xb.shape[0])
+            self._forward_hidden(xb, bufs, stop=stop)
+            result[start:start + xb.shape[0]] = self.ops.to_host(bufs["a"][stop - 1])
+        return result
 
     def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax head only), a NumPy array of shape (n_samples, n_classes)."""
