@@ -1,0 +1,335 @@
+"""scikit-learn estimators over mlpx: ``MLPClassifier`` and ``MLPRegressor``.
+
+They follow scikit-learn's API and its ``MLPClassifier`` parameter names where the meaning is the same, pass
+``sklearn.utils.estimator_checks`` (no check is declared as an expected failure) and work in ``Pipeline``,
+``GridSearchCV`` and ``cross_val_score``. Differences from scikit-learn's own MLP, on purpose:
+
+- ``solver``: 'sgd', 'adam' or 'rmsprop' (mlpx's optimizers, update rules as ``torch.optim``); no 'lbfgs'.
+- ``alpha`` (L2 penalty, scikit-learn's meaning: ``0.5 * alpha * ||W||^2`` added to each batch's summed loss) is
+  applied as the optimizer's ``weight_decay = alpha / batch_size``, the same gradient per batch; unlike
+  scikit-learn, biases decay too. ``loss_curve_`` holds the data loss only (no penalty term).
+- The classifier uses a softmax head with cross-entropy for any number of classes (two outputs for a binary
+  problem, not one logistic unit); the regressor an identity head with mlpx's MSE (per-sample sum of squared
+  errors over the outputs, averaged over samples: twice scikit-learn's per-output mean for one output).
+- ``dtype``: None trains in float32 when X is float32 and in float64 otherwise (as scikit-learn's MLP does);
+  'float32' or 'float64' force one. ``backend``: 'numpy', 'cupy', 'auto' or None (mlpx's default).
+- The learning rate is constant (no 'invscaling'/'adaptive' schedules); no multilabel classification.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import optim
+from ._sk_loop import run_epoch
+from .model import MLP
+from .serialization import model_arrays, model_from_arrays
+
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
+               "relu": "relu", "leaky_relu": "leaky_relu"}
+SOLVERS = ("sgd", "adam", "rmsprop")
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, validation, the model and the training loop."""
+
+    _head = "softmax"
+    _loss = "cross_entropy"
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
+                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, backend=None, dtype=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.dtype = dtype
+
+    # ---- parameters ---------------------------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        """Clear errors for bad hyper-parameters, raised at fit time (scikit-learn's convention)."""
+        sizes = self._hidden_sizes()
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes: expected positive integers, got {self.hidden_layer_sizes!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if not (self.batch_size == "auto" or (isinstance(self.batch_size, (int, np.integer))
+                                              and not isinstance(self.batch_size, bool) and self.batch_size > 0)):
+            raise ValueError(f"batch_size: expected 'auto' or a positive integer, got {self.batch_size!r}")
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        checks = {"alpha": self.alpha >= 0, "learning_rate_init": self.learning_rate_init > 0, "tol": self.tol >= 0,
+                  "momentum": 0 <= self.momentum <= 1, "validation_fraction": 0 < self.validation_fraction < 1,
+                  "beta_1": 0 <= self.beta_1 < 1, "beta_2": 0 <= self.beta_2 < 1, "epsilon": self.epsilon > 0}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name}: value {getattr(self, name)!r} is out of range (see the docstring)")
+        if self.dtype not in (None, "float32", "float64", np.float32, np.float64):
+            raise ValueError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
+
+    def _hidden_sizes(self) -> list:
+        sizes = self.hidden_layer_sizes
+        return [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
+
+    def _batch_size(self, n_samples: int) -> int:
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(f"batch_size {self.batch_size} is larger than the {n_samples} samples: using "
+                          f"{n_samples}", UserWarning)
+        return int(min(self.batch_size, n_samples))
+
+    def _make_optimizer(self) -> optim.Optimizer:
+        decay = 0.0  # set batch by batch from alpha by the epoch loop (mlpx._sk_loop.run_epoch)
+        if self.solver == "sgd":
+            return optim.SGD(lr=self.learning_rate_init, momentum=self.momentum, weight_decay=decay,
+                             nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+        if self.solver == "rmsprop":
+            return optim.RMSProp(lr=self.learning_rate_init, eps=self.epsilon, weight_decay=decay)
+        return optim.Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                          weight_decay=decay)
+
+    # ---- fitting ------------------------------------------------------------------------------------------------
+    def _build(self, n_features: int, n_outputs: int, dtype) -> None:
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        sizes = [n_features, *self._hidden_sizes(), n_outputs]
+        self.model_ = MLP(sizes, activation=ACTIVATIONS[self.activation], output=self._head, seed=seed,
+                          dtype=dtype, backend=self.backend)
+        self.model_.compile(loss=self._loss, optimizer=self._make_optimizer())
+        self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
+        self.best_loss_ = np.inf
+        self.validation_scores_, self.best_validation_score_ = None, None
+        self._no_improvement_count = 0
+
+    def _train_dtype(self, X) -> str:
+        if self.dtype is not None:
+            return np.dtype(self.dtype).name
+        return "float32" if X.dtype == np.float32 else "float64"
+
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        """Shared by fit and partial_fit; y is already encoded for the model (labels 0..k-1 or 2-D targets)."""
+        first = not hasattr(self, "model_") or not (incremental or self.warm_start)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        early_stopping = self.early_stopping and not incremental
+        x_train, y_train, w_train = X, y, sample_weight
+        if early_stopping:
+            stratify = y if self._head == "softmax" else None
+            parts = train_test_split(X, y, *([] if sample_weight is None else [sample_weight]),
+                                     random_state=self.random_state, test_size=self.validation_fraction,
+                                     stratify=stratify)
+            x_train, x_val, y_train, y_val = parts[:4]
+            w_train, w_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
+        batch_size = self._batch_size(x_train.shape[0])
+        if first:
+            self._build(X.shape[1], self._n_outputs(y), self._train_dtype(X))
+        model = self.model_
+        if model.optimizer is None:  # a model loaded without its optimizer
+            model.compile(loss=self._loss, optimizer=self._make_optimizer())
+        if not incremental:
+            self._no_improvement_count = 0
+        if early_stopping:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            best_weights = model.get_weights()
+        x_dev = model._inputs(x_train, "X")
+        y_dev = model._targets(y_train, x_dev.shape[0], "y")
+        for _ in range(1 if incremental else self.max_iter):
+            loss = run_epoch(model, x_dev, y_dev, w_train, batch_size, bool(self.shuffle), float(self.alpha))
+            self.n_iter_ += 1
+            self.t_ += x_dev.shape[0]
+            self.loss_curve_.append(loss)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            if incremental:
+                break
+            if early_stopping:
+                score = self._validation_score(x_val, y_val, w_val)
+                self.validation_scores_.append(score)
+                improved = score > self.best_validation_score_
+                stalled = score < self.best_validation_score_ + self.tol
+                if improved:
+                    self.best_validation_score_, best_weights = score, model.get_weights()
+            else:
+                improved, stalled = loss < self.best_loss_, loss > self.best_loss_ - self.tol
+                if improved:
+                    self.best_loss_ = loss
+            self._no_improvement_count = self._no_improvement_count + 1 if stalled else 0
+            if self._no_improvement_count > self.n_iter_no_change:
+                break
+        else:
+            if not incremental:
+                warnings.warn(f"mlpx {type(self).__name__}: reached max_iter={self.max_iter} epochs without "
+                              f"converging (tol={self.tol}); raise max_iter or tol", ConvergenceWarning)
+        if early_stopping:
+            model.set_weights(best_weights)
+        return self
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        raise NotImplementedError
+
+    def _n_outputs(self, y) -> int:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        """Pickle the model as plain arrays (its flat buffer and views do not survive pickling as objects)."""
+        state = self.__dict__.copy()
+        if "model_" in state:
+            state["model_"] = {"arrays": model_arrays(self.model_), "backend": self.model_.backend}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("model_"), dict):
+            saved = state["model_"]
+            state["model_"] = model_from_arrays(saved["arrays"], backend=saved["backend"], source="pickle")
+        self.__dict__.update(state)
+
+    def _check_X(self, X, reset: bool):
+        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multilayer perceptron classifier (softmax output, cross-entropy loss) trained by mlpx.
+
+    Labels may be of any type scikit-learn accepts (ints, strings, ...): ``classes_`` holds them, sorted.
+    Attributes after fit: ``classes_``, ``loss_curve_`` (mean training loss per epoch), ``n_iter_`` (epochs run),
+    ``best_loss_``, ``validation_scores_`` and ``best_validation_score_`` (early stopping: accuracy on the held-out
+    ``validation_fraction``, best weights restored), ``model_`` (the underlying :class:`mlpx.MLP`),
+    ``n_features_in_``. See the module docstring for how the parameters map onto mlpx.
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        """Train for up to ``max_iter`` epochs, stopping when the loss (or validation accuracy) stalls."""
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=True)
+        check_classification_targets(y)
+        if not (self.warm_start and hasattr(self, "model_")):
+            self.classes_ = np.unique(y)
+        return self._fit(X, self._encode(y), sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` (all labels that will ever appear) is required on the first call."""
+        self._validate_params()
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise ValueError("partial_fit: pass classes= (every label that can appear) on the first call")
+            self.classes_ = np.unique(np.asarray(classes))
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"partial_fit: classes={classes!r} differ from the first call's {self.classes_!r}")
+        return self._fit(X, self._encode(y), sample_weight, incremental=True)
+
+    def _encode(self, y) -> np.ndarray:
+        if type_of_target(y) == "multilabel-indicator":
+            raise ValueError("MLPClassifier: multilabel targets are not supported; pass 1-D class labels")
+        y = np.asarray(y).reshape(-1) if np.ndim(y) == 2 else np.asarray(y)
+        index = np.searchsorted(self.classes_, y)
+        index = np.clip(index, 0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != y
+        if unknown.any():
+            raise ValueError(f"y contains labels not in classes_ {self.classes_!r}: {np.unique(y[unknown])!r}")
+        return index.astype(np.int64)
+
+    def _n_outputs(self, y) -> int:
+        return len(self.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        check_is_fitted(self)
+        return self.model_.predict_proba(self._check_X(X, reset=False))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class label for each row of X."""
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        return accuracy_score(y, self.predict_proba(X).argmax(axis=1), sample_weight=sample_weight)
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multilayer perceptron regressor (identity output, MSE loss) trained by mlpx; targets of any width.
+
+    Attributes as :class:`MLPClassifier` (``validation_scores_`` hold R^2); ``predict`` returns a 1-D array when
+    ``y`` was 1-D at fit time, else (n_samples, n_outputs).
+    """
+
+    _head = "identity"
+    _loss = "mse"
+
+    def fit(self, X, y, sample_weight=None):
+        """Train for up to ``max_iter`` epochs, stopping when the loss (or validation R^2) stalls."""
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
+                             reset=True)
+        self._y_1d = y.ndim == 1
+        return self._fit(X, self._targets(y), sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y); the first call builds the model."""
+        self._validate_params()
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
+                             reset=first)
+        if first:
+            self._y_1d = y.ndim == 1
+        return self._fit(X, self._targets(y), sample_weight, incremental=True)
+
+    @staticmethod
+    def _targets(y) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+    def _n_outputs(self, y) -> int:
+        return y.shape[1]
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets."""
+        check_is_fitted(self)
+        out = self.model_.predict(self._check_X(X, reset=False))
+        return out.ravel() if self._y_1d else out
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        return r2_score(y, self.model_.predict(X), sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
