@@ -3,128 +3,253 @@
 Hot-loop rules: the data is converted to the model's dtype and put on the backend once; shuffling is an index
 permutation (drawn on the host with the model's seeded generator, so every backend sees the same batches);
 batches are gathered into preallocated buffers; loss and accuracy accumulate on the device and are read back
-once per epoch (or at ``log_every`` points): no host synchronization per step.
+once per epoch (or at ``log_every`` points): no host synchronization per step. The per-step Python work is an
+integer test for the log point and a flag test for Ctrl-C.
+
+Safety: a non-finite loss at a read-back stops the run and restores the last weights known to give a finite loss
+(:class:`DivergenceGuard`); Ctrl-C stops at the end of the current step; ``checkpoint=`` writes an atomic
+checkpoint after every epoch from which :func:`mlpx.checkpoint.resume` continues the run exactly.
 """
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import _checks
+from .callbacks import Callback  # noqa: F401  (re-exported: mlpx.Callback)
 
 
 @dataclass
 class History:
     """What ``fit`` recorded. Per-epoch lists share one index; ``iterations`` holds the step numbers at which
-    ``iteration_loss`` (mean training loss over the last ``log_every`` steps) was recorded."""
+    ``iteration_loss`` (mean training loss over the last ``log_every`` steps) and, with validation data,
+    ``iteration_val_loss`` (validation loss at that step) were recorded. ``stop_reason`` says why a run ended
+    early ('early stopping', 'interrupted', 'diverged: ...'), None when it ran all its epochs."""
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
     iterations: list = field(default_factory=list)
     iteration_loss: list = field(default_factory=list)
+    iteration_val_loss: list = field(default_factory=list)
+    stop_reason: str | None = None
+    window: list = field(default_factory=lambda: [0.0, 0], repr=False)  # loss sum, samples since the last point
 
     @property
     def history(self) -> dict:
         """The recorded lists as a dict, Keras-style (``history.history["loss"]``)."""
-        return {k: v for k, v in self.__dict__.items() if v}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if isinstance(getattr(self, f.name), list) and f.name != "window" and getattr(self, f.name)}
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready (for history.json and checkpoints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def append(self, other: "History") -> None:
-        for key, values in other.__dict__.items():
-            getattr(self, key).extend(values)
+        for name, values in other.history.items():
+            getattr(self, name).extend(values)
 
 
-class Callback:
-    """Hooks into ``fit``; return True from ``on_epoch_end`` to stop training."""
+class DivergenceGuard:
+    """Keeps the last weights known to be good: at each read-back whose loss is finite, the snapshot taken at the
+    previous read-back is confirmed (the first step after it produced a finite loss). Two device copies of the
+    flat parameter buffer per read-back, no extra synchronization."""
 
-    def on_train_begin(self, model) -> None:
-        pass
+    def __init__(self, model):
+        self.model = model
+        self.good = model.params.copy()
+        self.candidate = model.params.copy()
+        self.good_step = self.candidate_step = model.optimizer.step_count
 
-    def on_epoch_end(self, model, epoch: int, logs: dict) -> bool | None:
-        return None
+    def check(self, loss_sum: float) -> None:
+        step = self.model.optimizer.step_count
+        if not math.isfinite(loss_sum):
+            raise TrainingDiverged(f"the training loss became {loss_sum} between steps {self.candidate_step} "
+                                   f"and {step}")
+        self.good[...] = self.candidate
+        self.candidate[...] = self.model.params
+        self.good_step, self.candidate_step = self.candidate_step, step
 
-    def on_train_end(self, model) -> None:
-        pass
+    def restore(self) -> None:
+        self.model.params[...] = self.good
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or infinite (raised inside fit, turned into a clean stop)."""
+
+
+class _StopFlag:
+    requested = False
+
+
+@contextmanager
+def _stop_on_ctrl_c(verbose: int):
+    """First Ctrl-C: finish the current step and stop cleanly; a second one aborts at once (KeyboardInterrupt).
+    Signal handlers can only be installed from the main thread; elsewhere Ctrl-C keeps its usual meaning."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+        if verbose:
+            print("\nmlpx: Ctrl-C: stopping after this step (press again to abort at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True, verbose=1, callbacks=None,
-        log_every: int = 200) -> History:
-    """Train ``model`` on (x, y); see ``MLP.fit``."""
+        log_every: int = 200, initial_epoch: int = 0, history: History | None = None, checkpoint=None,
+        checkpoint_extra: dict | None = None, log_val_samples: int = 2000) -> History:
+    """Train ``model`` on (x, y); see ``MLP.fit``. Beyond its arguments: ``initial_epoch`` and ``history`` continue a
+    run (see :func:`mlpx.checkpoint.resume`); ``checkpoint`` is a path written atomically after every epoch (with
+    ``checkpoint_extra``, JSON, stored beside); ``log_val_samples`` caps the validation samples evaluated at each
+    ``log_every`` point (the first ones of the validation set; the per-epoch validation uses all of them)."""
     model._require_compiled()
     epochs = _checks.check_positive_int(epochs, "epochs")
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
+    log_every = _checks.check_positive_int(log_every, "log_every")
     x_dev = model._inputs(x, "x")
-    n = x_dev.shape[0]
-    y_dev = model._targets(y, n, "y")
+    y_dev = model._targets(y, x_dev.shape[0], "y")
+    val = None
     if validation_data is not None:
         if len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (x_val, y_val)")
         x_val = model._inputs(validation_data[0], "x_val")
-        y_val = model._targets(validation_data[1], x_val.shape[0], "y_val")
+        val = (x_val, model._targets(validation_data[1], x_val.shape[0], "y_val"))
     callbacks = list(callbacks or [])
-    ops = model.ops
-    history = History()
-    steps = math.ceil(n / batch_size)
-    pending = ops.zeros(2, np.float64)  # [loss sum, correct] on the device since the last read-back
-    window = [0.0, 0]                   # loss sum and samples since the last iteration_loss point (host)
-    for cb in callbacks:
-        cb.on_train_begin(model)
-    for epoch in range(epochs):
+    history = history if history is not None else History()
+    history.stop_reason = None
+    loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples)
+    with _stop_on_ctrl_c(verbose) as stop:
+        for cb in callbacks:
+            cb.on_train_begin(model)
+        try:
+            for epoch in range(initial_epoch, epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(model, epoch)
+                logs = loop.run_epoch(epoch, epochs, verbose, stop)
+                if logs is None:
+                    history.stop_reason = "interrupted"
+                    _say(verbose, f"mlpx: interrupted in epoch {epoch + 1} after step "
+                                  f"{model.optimizer.step_count}: stopped cleanly, keeping the weights of that step")
+                    break
+                _record(history, logs)
+                if verbose:
+                    print(_epoch_line(epoch, epochs, logs), file=sys.stderr if loop.bar_shown else sys.stdout)
+                if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):
+                    history.stop_reason = "early stopping"
+                if checkpoint is not None:
+                    from .checkpoint import save_checkpoint
+
+                    save_checkpoint(checkpoint, model, history, epoch + 1, callbacks, checkpoint_extra)
+                if history.stop_reason:
+                    break
+        except TrainingDiverged as err:
+            loop.guard.restore()
+            history.stop_reason = f"diverged: {err}"
+            _say(True, f"mlpx: training diverged: {err}. Stopped and restored the weights of step "
+                       f"{loop.guard.good_step}, the last known to give a finite loss; try a smaller learning rate")
+        for cb in callbacks:
+            cb.on_train_end(model)
+    return history
+
+
+class _Loop:
+    """One epoch at a time over device-resident data, with the read-back points of the module docstring."""
+
+    def __init__(self, model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples):
+        self.model, self.x, self.y, self.val = model, x_dev, y_dev, val
+        self.batch_size, self.shuffle, self.history, self.log_every = batch_size, shuffle, history, log_every
+        self.val_log = None if val is None else (val[0][:log_val_samples], val[1][:log_val_samples])
+        self.pending = model.ops.zeros(2, np.float64)  # [loss sum, correct] on the device since the last read-back
+        self.guard = DivergenceGuard(model)
+        self.bar_shown = False
+
+    def read_back(self, totals) -> None:
+        """The one host synchronization: fold the device accumulator into the host totals, check for NaN."""
+        values = self.model.ops.to_host(self.pending).copy()
+        self.pending[...] = 0
+        self.guard.check(float(values[0]))
+        totals[:] += values
+        self.history.window[0] += float(values[0])
+
+    def log_point(self, totals) -> None:
+        model, history = self.model, self.history
+        self.read_back(totals)
+        history.iterations.append(model.optimizer.step_count)
+        history.iteration_loss.append(history.window[0] / history.window[1])
+        history.window[:] = [0.0, 0]
+        if self.val_log is not None:
+            history.iteration_val_loss.append(model.evaluate(*self.val_log)["loss"])
+
+    def run_epoch(self, epoch, epochs, verbose, stop) -> dict | None:
+        """Train one epoch; the epoch's logs, or None when Ctrl-C stopped it."""
+        model, ops, n, bs = self.model, self.model.ops, self.x.shape[0], self.batch_size
         start_time = time.perf_counter()
-        order = model.shuffle_rng.permutation(n) if shuffle else np.arange(n)
+        order = model.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
         order = ops.asarray(order.astype(np.int64))
         totals = np.zeros(2)            # [loss sum, correct] of this epoch (host)
-        seen = 0
-
-        def read_back():
-            """The one host synchronization: fold the device accumulator into the host totals."""
-            values = ops.to_host(pending).copy()
-            pending[...] = 0
-            totals[:] += values
-            window[0] += float(values[0])
-
+        steps, seen = math.ceil(n / bs), 0
         bar = _progress(steps, epoch, epochs, verbose)
-        for step in range(steps):
-            index = order[step * batch_size:(step + 1) * batch_size]
-            bufs = model._batch_buffers(index.shape[0])
-            ops.take_rows(x_dev, index, bufs["x"])
-            ops.take_rows(y_dev, index, bufs["y"])
-            model._step(bufs["x"], bufs["y"], bufs, pending)
-            seen += index.shape[0]
-            window[1] += index.shape[0]
-            if model.optimizer.step_count % log_every == 0:
-                read_back()
-                history.iterations.append(model.optimizer.step_count)
-                history.iteration_loss.append(window[0] / window[1])
-                window[:] = [0.0, 0]
-            if bar is not None and (step % 50 == 49 or step == steps - 1):
-                read_back()
-                bar.set_postfix(_running(totals, seen, model.output), refresh=False)
-                bar.update(step + 1 - bar.n)
-        read_back()
-        loss_sum, correct = totals
-        logs = {"loss": loss_sum / n}
+        self.bar_shown = bar is not None
+        try:
+            for step in range(steps):
+                if stop.requested:
+                    self.read_back(totals)
+                    return None
+                index = order[step * bs:(step + 1) * bs]
+                bufs = model._batch_buffers(index.shape[0])
+                ops.take_rows(self.x, index, bufs["x"])
+                ops.take_rows(self.y, index, bufs["y"])
+                model._step(bufs["x"], bufs["y"], bufs, self.pending)
+                seen += index.shape[0]
+                self.history.window[1] += index.shape[0]
+                if model.optimizer.step_count % self.log_every == 0:
+                    self.log_point(totals)
+                if bar is not None and (step % 50 == 49 or step == steps - 1):
+                    self.read_back(totals)
+                    bar.set_postfix(_running(totals, seen, model.output), refresh=False)
+                    bar.update(step + 1 - bar.n)
+            self.read_back(totals)
+        finally:
+            if bar is not None:
+                bar.close()
+        logs = {"loss": totals[0] / n}
         if model.output == "softmax":
-            logs["accuracy"] = correct / n
-        if validation_data is not None:
-            logs.update({f"val_{k}": v for k, v in model.evaluate(x_val, y_val).items()})
+            logs["accuracy"] = totals[1] / n
+        if self.val is not None:
+            logs.update({f"val_{k}": v for k, v in model.evaluate(*self.val).items()})
+        logs["lr"] = model.optimizer.lr
         logs["seconds"] = time.perf_counter() - start_time
-        if bar is not None:
-            bar.close()
-        _record(history, logs)
-        if verbose:
-            print(_epoch_line(epoch, epochs, logs), file=sys.stderr if bar is not None else sys.stdout)
-        if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):
-            break
-    for cb in callbacks:
-        cb.on_train_end(model)
-    return history
+        return logs
+
+
+def _say(verbose, message: str) -> None:
+    if verbose:
+        print(message, file=sys.stderr)
 
 
 def _running(totals, seen: int, head: str) -> dict:
@@ -135,11 +260,12 @@ def _running(totals, seen: int, head: str) -> dict:
 
 
 def _record(history: History, logs: dict) -> None:
-    history.loss.append(logs["loss"])
+    history.loss.append(float(logs["loss"]))
     history.epoch_seconds.append(logs["seconds"])
+    history.lr.append(logs["lr"])
     for key in ("accuracy", "val_loss", "val_accuracy"):
         if key in logs:
-            getattr(history, key).append(logs[key])
+            getattr(history, key).append(float(logs[key]))
 
 
 def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
@@ -147,6 +273,7 @@ def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         if key in logs:
             parts.append(f"{key} {logs[key]:.4f}")
+    parts.append(f"lr {logs['lr']:.3g}")
     parts.append(f"{logs['seconds']:.2f}s")
     return "  ".join(parts)
 

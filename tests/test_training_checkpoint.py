@@ -1,0 +1,130 @@
+"""Checkpoints: exact resume on the CPU, atomic writes that survive a kill mid-write, clear errors."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import mlpx
+from mlpx import checkpoint
+from mlpx.callbacks import Callback, EarlyStopping, StepLR
+from mlpx.training import fit
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = mlpx.datasets.load_mnist_sample()
+    return data.x_train[:500], data.y_train[:500], data.x_test[:200], data.y_test[:200]
+
+
+def make_model(optimizer):
+    model = mlpx.MLP([784, 20, 16, 10], activation="tanh", seed=3, backend="numpy")
+    return model.compile(optimizer=mlpx.optim.make_optimizer(optimizer, lr=0.01))
+
+
+class CtrlCAfter(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, model, epoch, logs):
+        if epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", "rmsprop"])
+def test_interrupted_then_resumed_equals_uninterrupted_bitwise(small, tmp_path, optimizer):
+    """Bitwise, not to a tolerance: on the CPU the resumed run performs the same float operations on the same
+    values in the same order (same batches from the restored shuffle generator, same optimizer state and step
+    count, same learning rate from the restored schedule)."""
+    x, y, xv, yv = small
+    kwargs = dict(epochs=5, batch_size=32, validation_data=(xv, yv), verbose=0, log_every=7)
+
+    def callbacks():
+        return [StepLR(2, gamma=0.5), EarlyStopping(patience=10)]
+
+    straight = make_model(optimizer)
+    expected = fit(straight, x, y, callbacks=callbacks(), **kwargs)
+
+    path = tmp_path / "checkpoint.npz"
+    cut = make_model(optimizer)
+    partial = fit(cut, x, y, callbacks=callbacks() + [CtrlCAfter(1)], checkpoint=path, **kwargs)
+    assert partial.stop_reason == "interrupted" and len(partial.loss) == 2
+    ckpt = checkpoint.load_checkpoint(path)
+    assert ckpt.epoch == 2 and ckpt.model.optimizer.step_count == cut.optimizer.step_count
+
+    restarted = callbacks() + [CtrlCAfter(-1)]
+    model, history = checkpoint.resume(path, x, y, callbacks=restarted, **kwargs)
+    np.testing.assert_array_equal(model.params, straight.params)
+    for name in ("loss", "accuracy", "val_loss", "lr", "iterations", "iteration_loss", "iteration_val_loss"):
+        assert getattr(history, name) == getattr(expected, name), name
+    for key, value in straight.optimizer.state_dict(straight.ops).items():
+        np.testing.assert_array_equal(model.optimizer.state_dict(model.ops)[key], value)
+
+
+def _write_checkpoint(path, small, epochs):
+    x, y, _, _ = small
+    model = make_model("momentum")
+    fit(model, x[:100], y[:100], epochs=epochs, verbose=0, checkpoint=path)
+    return model
+
+
+def test_failure_inside_the_writer_leaves_the_old_checkpoint(small, tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    old = _write_checkpoint(path, small, epochs=1)
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="injected"):
+        _write_checkpoint(path, small, epochs=2)
+    monkeypatch.undo()
+    loaded = checkpoint.load_checkpoint(path)
+    assert loaded.epoch == 1
+    np.testing.assert_array_equal(loaded.model.params, old.params)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]  # no temporary file left behind
+
+
+def test_process_killed_mid_write_leaves_the_old_checkpoint(small, tmp_path):
+    """A child process writes half of a new checkpoint, then is killed with SIGKILL (no cleanup runs)."""
+    path = tmp_path / "checkpoint.npz"
+    old = _write_checkpoint(path, small, epochs=1)
+    child = textwrap.dedent(f"""
+        import os, signal, sys
+        import numpy as np
+        import mlpx
+        from mlpx import checkpoint
+        from mlpx.training import History
+
+        def killed_savez(f, **arrays):
+            f.write(b"PK\\x03\\x04" + bytes(100_000))
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpoint.np.savez = killed_savez
+        model = mlpx.MLP([784, 20, 16, 10], activation="tanh", seed=9, backend="numpy").compile()
+        checkpoint.save_checkpoint({str(path)!r}, model, History(), 7)
+    """)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
+    assert leftovers and all(name.endswith(".tmp") for name in leftovers)  # the half-written temporary file
+    loaded = checkpoint.load_checkpoint(path)
+    assert loaded.epoch == 1
+    np.testing.assert_array_equal(loaded.model.params, old.params)
+
+
+def test_clear_errors_for_foreign_files(small, tmp_path):
+    model = _write_checkpoint(tmp_path / "c.npz", small, epochs=1)
+    model.save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="a saved model, not a training checkpoint"):
+        checkpoint.load_checkpoint(tmp_path / "model.npz")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        checkpoint.load_checkpoint(tmp_path / "missing.npz")
+    ckpt = checkpoint.load_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="callbacks"):
+        checkpoint.restore_callbacks([EarlyStopping()], ckpt.callback_states)
