@@ -1,0 +1,187 @@
+"""mlpx.sklearn estimators: scikit-learn's own estimator checks, sample weights checked by finite differences and
+against repeated samples, pipelines and grid search, labels of any type, partial_fit, early stopping, pickling."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_digits, make_friedman1  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import MinMaxScaler, StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from mlpx.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@parametrize_with_checks([MLPClassifier(backend="numpy"), MLPRegressor(backend="numpy")])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _blobs(n=60, n_features=4, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    x = rng.normal(size=(n, n_features)) + 2.0 * y[:, None]
+    return x, y
+
+
+def _forward_loss(theta, shapes, x, y, w, alpha):
+    """Independent float64 reference: relu hidden layer, softmax, weighted mean cross-entropy, sklearn's L2."""
+    params, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        params.append(theta[offset:offset + size].reshape(shape))
+        offset += size
+    w1, b1, w2, b2 = params
+    z = np.maximum(x @ w1 + b1, 0) @ w2 + b2
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    per_sample = -log_p[np.arange(len(y)), y]
+    return (w * per_sample).sum() / w.sum() + 0.5 * alpha * (theta @ theta) / w.sum()
+
+
+def test_sample_weight_gradient_matches_finite_differences():
+    """One plain-SGD full-batch step moves the parameters by -lr * grad of the weighted loss + L2 penalty."""
+    x, y = _blobs(n=12)
+    w = np.random.default_rng(1).uniform(0.0, 3.0, size=len(y))
+    lr, alpha = 0.05, 0.3
+    est = MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, learning_rate_init=lr, alpha=alpha,
+                        batch_size=len(y), shuffle=False, dtype="float64", random_state=0, backend="numpy")
+    est.partial_fit(x, y, sample_weight=w, classes=[0, 1, 2])     # a first step, to leave the initial point
+    before = np.concatenate([a.ravel() for a in est.model_.get_weights()])
+    est.partial_fit(x, y, sample_weight=w)
+    after = np.concatenate([a.ravel() for a in est.model_.get_weights()])
+    shapes = est.model_.parameter_shapes()
+    eps, numeric = 1e-6, np.empty_like(before)
+    for i in range(before.size):
+        step = np.zeros_like(before)
+        step[i] = eps
+        numeric[i] = (_forward_loss(before + step, shapes, x, y, w, alpha)
+                      - _forward_loss(before - step, shapes, x, y, w, alpha)) / (2 * eps)
+    np.testing.assert_allclose((before - after) / lr, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop"])
+def test_integer_weights_equal_repeated_samples(solver):
+    """Full-batch training with weights (0 included) matches training on the repeated samples; string labels."""
+    x, y = _blobs(n=18)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    w = np.random.default_rng(2).integers(0, 4, size=len(y))
+    params = dict(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=0.01, max_iter=40,
+                  dtype="float64", random_state=3, backend="numpy")   # batch "auto": all 18 or 27 rows
+    weighted = MLPClassifier(**params).fit(x, labels, sample_weight=w)
+    repeated = MLPClassifier(**params).fit(np.repeat(x, w, axis=0), np.repeat(labels, w))
+    np.testing.assert_allclose(weighted.predict_proba(x), repeated.predict_proba(x), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
+    assert list(weighted.classes_) == ["cat", "dog", "emu"]
+
+
+def test_grid_search_pipeline_end_to_end():
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, train_size=600, test_size=300, random_state=0,
+                                                        stratify=y)
+    pipe = Pipeline([("scale", MinMaxScaler()), ("mlp", MLPClassifier(max_iter=40, random_state=0,
+                                                                      backend="numpy"))])
+    grid = {"mlp__hidden_layer_sizes": [(16,), (64,)], "mlp__solver": ["adam", "sgd"]}
+    search = GridSearchCV(pipe, grid, cv=3).fit(x_train, y_train)
+    assert set(search.cv_results_["params"][0]) == set(grid)
+    assert len(search.cv_results_["mean_test_score"]) == 4
+    assert search.best_score_ > 0.85
+    assert search.score(x_test, y_test) > 0.85
+
+
+def test_cross_val_score_regressor_pipeline():
+    x, y = make_friedman1(n_samples=300, noise=0.1, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(hidden_layer_sizes=(32,), batch_size=32,
+                                                                       learning_rate_init=0.01, random_state=0,
+                                                                       backend="numpy"))])
+    scores = cross_val_score(pipe, x, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.8
+
+
+def test_labels_of_any_type_and_binary():
+    x, y = _blobs(n=40, n_classes=2)
+    for labels in (np.array([-1, 1])[y], np.array(["no", "yes"])[y], np.array([1.0, 3.0])[y]):
+        est = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, random_state=0,
+                            backend="numpy").fit(x, labels)
+        assert est.predict(x).dtype == labels.dtype
+        assert est.predict_proba(x).shape == (40, 2)
+        assert est.score(x, labels) > 0.9
+
+
+def test_partial_fit_needs_classes_and_learns():
+    x, y = _blobs(n=90)
+    est = MLPClassifier(hidden_layer_sizes=(16,), batch_size=10, learning_rate_init=0.01, random_state=0,
+                        backend="numpy")
+    with pytest.raises(ValueError, match="classes="):
+        est.partial_fit(x, y)
+    est.partial_fit(x[y < 2], y[y < 2], classes=[0, 1, 2])      # a batch without class 2 is fine
+    for _ in range(30):
+        est.partial_fit(x, y)
+    assert est.n_iter_ == 31 and len(est.loss_curve_) == 31
+    assert est.loss_curve_[-1] < est.loss_curve_[1]
+    assert est.score(x, y) > 0.9
+    with pytest.raises(ValueError, match="not in classes_"):
+        est.partial_fit(x, y + 5)
+
+
+def test_early_stopping_restores_best_validation_weights():
+    x, y = _blobs(n=200, seed=4)
+    y = np.where(np.random.default_rng(5).random(len(y)) < 0.3, (y + 1) % 3, y)   # label noise: overfits
+    est = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.25,
+                        n_iter_no_change=5, max_iter=200, random_state=7, backend="numpy").fit(x, y)
+    assert len(est.validation_scores_) == est.n_iter_ < 200
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    _, x_val, _, y_val = train_test_split(x, y, random_state=7, test_size=0.25, stratify=y)
+    assert est.score(x_val, y_val) == pytest.approx(est.best_validation_score_)
+
+
+def test_regressor_multi_output_and_shapes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    targets = np.column_stack([x @ [1.0, -2.0, 0.5], np.sin(x[:, 0])])
+    est = MLPRegressor(hidden_layer_sizes=(32,), max_iter=300, random_state=0, backend="numpy").fit(x, targets)
+    assert est.predict(x).shape == (200, 2)
+    assert est.score(x, targets) > 0.9
+    assert MLPRegressor(max_iter=5, backend="numpy").fit(x, targets[:, 0]).predict(x).shape == (200,)
+
+
+def test_dtype_follows_input_or_parameter():
+    x, y = _blobs(n=30)
+    assert MLPClassifier(max_iter=2, backend="numpy").fit(x.astype(np.float32), y).model_.dtype == np.float32
+    assert MLPClassifier(max_iter=2, backend="numpy").fit(x, y).model_.dtype == np.float64
+    assert MLPClassifier(max_iter=2, dtype="float32", backend="numpy").fit(x, y).model_.dtype == np.float32
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"solver": "lbfgs"}, "solver"), ({"activation": "softplus"}, "activation"),
+    ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes"), ({"batch_size": 0}, "batch_size"),
+    ({"alpha": -1.0}, "alpha"), ({"max_iter": 0}, "max_iter"), ({"dtype": "float16"}, "dtype")])
+def test_bad_parameters_name_themselves(params, match):
+    x, y = _blobs(n=12)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(backend="numpy", **params).fit(x, y)
+
+
+def test_pickle_and_clone_keep_predictions():
+    x, y = _blobs(n=30)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0, backend="numpy").fit(x, y)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict_proba(x), est.predict_proba(x))
+    restored.partial_fit(x, y)                      # still trainable, optimizer state included
+    assert clone(est).get_params() == est.get_params()
+
+
+def test_convergence_warning_when_max_iter_is_reached():
+    x, y = _blobs(n=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="max_iter=3"):
+            MLPClassifier(max_iter=3, backend="numpy").fit(x, y)
