@@ -1,0 +1,114 @@
+"""What every benchmark shares: the reference network, the data, thread pinning and the machine description.
+
+All systems train exactly this: 784-500-250-100-10, relu hidden layers, softmax + cross-entropy, float32 (the course
+implementation excepted: float64 is part of what it represents), batch 64, plain SGD with lr 0.01, on MNIST.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+LAYERS = (784, 500, 250, 100, 10)
+BATCH = 64
+LR = 0.01
+# The speed environment variables some machines set; benchmarks are run with both unset (see docs/benchmarks).
+BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                 "MKL_NUM_THREADS", "XLA_FLAGS")
+
+
+def scaled_layers(width: float, layers=LAYERS) -> tuple[int, ...]:
+    """The reference network with every hidden size multiplied by ``width`` (inputs and classes unchanged)."""
+    if width <= 0:
+        raise ValueError(f"width: expected a positive multiplier, got {width!r}")
+    hidden = [max(1, int(round(n * width))) for n in layers[1:-1]]
+    return (layers[0], *hidden, layers[-1])
+
+
+def n_parameters(layers) -> int:
+    return sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+
+
+@dataclass
+class Data:
+    """Training and test arrays (float32 in [0, 1], int64 labels) and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
+    """MNIST from MLPX_DATA_DIR (never downloads), or random data of the same shapes when ``synthetic``.
+
+    ``samples`` keeps only the first ``samples`` training images (smoke tests). Speed does not depend on pixel
+    values, so synthetic data is fine for timing but not for accuracy.
+    """
+    if synthetic:
+        rng = np.random.default_rng(0)
+        n = samples or 60000
+        return Data(rng.random((n, LAYERS[0]), dtype=np.float32), rng.integers(0, 10, n),
+                    rng.random((min(n, 10000), LAYERS[0]), dtype=np.float32), rng.integers(0, 10, min(n, 10000)),
+                    "synthetic uniform [0, 1)")
+    import mlpx
+
+    if not os.environ.get("MLPX_DATA_DIR"):
+        raise SystemExit("benchmarks need MNIST: export MLPX_DATA_DIR=/path/to/folder/with/the/IDX/files "
+                         "(or pass --synthetic for timing-only runs)")
+    data = mlpx.datasets.load_mnist(download=False)
+    x, y = data.x_train, data.y_train
+    if samples:
+        x, y = x[:samples], y[:samples]
+    return Data(np.ascontiguousarray(x), y, data.x_test, data.y_test, f"MNIST from {data.source}")
+
+
+def pin_threads(n: int):
+    """Limit every BLAS/OpenMP pool in this process to ``n`` threads; returns the limiter (keep it alive)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n)
+
+
+def blas_description() -> list[dict]:
+    """Loaded BLAS libraries: library, version, kernel (architecture), threading layer, threads."""
+    from threadpoolctl import threadpool_info
+
+    keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "filepath")
+    return [{k: info.get(k) for k in keep} for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_description() -> dict:
+    """What the reader needs to interpret the numbers: CPU, cores, OS, Python, NumPy and its BLAS, environment."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f" {f}" in flags]
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {
+        "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "simd": simd, "memory_gib": round(mem_kb / 2**20, 1),
+        "os": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
+        "blas": blas_description(), "env": {k: os.environ.get(k) for k in BLAS_ENV_VARS if k in os.environ},
+    }

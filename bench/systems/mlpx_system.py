@@ -1,0 +1,58 @@
+"""mlpx itself, on the NumPy or the CuPy backend, trained through the public ``fit``."""
+from __future__ import annotations
+
+import mlpx
+
+from .base import Setup, System, Unavailable
+
+
+def make_optimizer(spec: dict):
+    spec = dict(spec)
+    name = spec.pop("name")
+    if name == "sgd":
+        return mlpx.optim.SGD(**spec)
+    if name == "adam":
+        return mlpx.optim.Adam(**spec)
+    if name == "rmsprop":
+        return mlpx.optim.RMSProp(**spec)
+    raise ValueError(f"unknown optimizer {name!r}; expected sgd, adam or rmsprop")
+
+
+class MlpxSystem(System):
+    backend = "numpy"
+
+    def __init__(self, setup: Setup, data):
+        super().__init__(setup, data)
+        if self.backend == "cupy":
+            usable, why = mlpx.backend.cupy_status()
+            if not usable:
+                raise Unavailable(why)
+        self.model = mlpx.MLP(list(setup.layers), activation="relu", init="xavier_uniform", seed=0,
+                              backend=self.backend)
+        self.model.compile(loss="cross_entropy", optimizer=make_optimizer(setup.optimizer))
+        n = setup.samples
+        # On the GPU the data is put on the device once, as a user of the CuPy backend would.
+        self.x = self.model.ops.asarray(data.x_train[:n])
+        self.y = self.model.ops.asarray(data.y_train[:n])
+
+    def epoch(self) -> None:
+        self.model.fit(self.x, self.y, epochs=1, batch_size=self.setup.batch, verbose=0)
+        self.model.ops.synchronize()
+
+    def accuracy(self, x, y) -> float:
+        return float(self.model.evaluate(x, y)["accuracy"])
+
+    def n_parameters(self) -> int:
+        return int(self.model.params.size)
+
+    def info(self) -> dict:
+        return {"version": mlpx.__version__, "backend": self.model.backend,
+                "notes": "MLP.fit(epochs=1); loss and accuracy accumulated every step"}
+
+
+class MlpxNumpy(MlpxSystem):
+    name, label, backend = "mlpx-numpy", "mlpx NumPy", "numpy"
+
+
+class MlpxCupy(MlpxSystem):
+    name, label, backend = "mlpx-cupy", "mlpx CuPy (GPU)", "cupy"
