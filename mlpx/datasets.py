@@ -238,3 +238,6 @@ def _make_dataset(name, x_train, y_train, x_test, y_test, normalize, validation_
         val, train = order[:n_val], np.sort(order[n_val:])
         x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
     return Dataset(name, x_train, y_train, x_test, y_test, x_val, y_val, tuple(DATASETS[name]["classes"]), source)
+
+
+from .tv import from_torchvision  # noqa: E402,F401  (torchvision datasets as arrays; see mlpx/tv.py)
