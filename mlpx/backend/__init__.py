@@ -1,4 +1,5 @@
-"""Backend choice: ``"numpy"``, ``"cupy"`` or ``"auto"``.
+"""Backend choice: ``"numpy"``, ``"cupy"`` or ``"auto"`` (and ``"emulated"``: the CuPy backend's code over a CPU
+emulation of its CUDA kernels, for checking the GPU path without a GPU; slow, not for training).
 
 Order: an explicit ``backend=`` argument, then :func:`set_backend`, then the ``MLPX_BACKEND`` environment variable,
 then ``"auto"``. ``"auto"`` picks CuPy only when ``cupy.is_available()`` is true, and always says what it chose and
@@ -11,7 +12,7 @@ import sys
 
 from .numpy_ops import NumpyOps
 
-BACKENDS = ("auto", "numpy", "cupy")
+BACKENDS = ("auto", "numpy", "cupy", "emulated")
 _default_backend: str | None = None
 _reported_auto = False
 _ops_cache: dict = {}
@@ -37,11 +38,31 @@ def cupy_status() -> tuple[bool, str]:
         return False, f"CuPy is not installed ({err}); install it with pip install 'mlpx[gpu]'"
     try:
         if not cupy.is_available():
-            return False, "CuPy is installed but reports no usable CUDA device (cupy.is_available() is False)"
+            return False, ("CuPy is installed but reports no usable CUDA device (cupy.is_available() is False): "
+                           f"{_cuda_failure(cupy)}")
         cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver errors come in many classes
         return False, f"CuPy is installed but CUDA failed: {type(err).__name__}: {err}"
     return True, "CuPy found a CUDA device"
+
+
+def _cuda_failure(cupy) -> str:
+    """Why CUDA is unusable, in CUDA's words: no device, no driver, or a driver older than CuPy's CUDA runtime."""
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:
+        cause = f"{type(err).__name__}: {err}"
+    else:
+        cause = f"{count} CUDA device(s) visible, but none usable"
+    try:
+        driver, runtime = cupy.cuda.runtime.driverGetVersion(), cupy.cuda.runtime.runtimeGetVersion()
+    except Exception:
+        return cause
+    if driver == 0:
+        cause += "; no NVIDIA driver is installed (or no GPU is visible to this process)"
+    elif driver < runtime:
+        cause += f"; the NVIDIA driver is too old (supports CUDA {driver}, CuPy is built for CUDA {runtime})"
+    return cause
 
 
 def resolve_backend(name: str | None = None) -> tuple[str, str]:
@@ -54,9 +75,12 @@ def resolve_backend(name: str | None = None) -> tuple[str, str]:
     return ("cupy" if usable else "numpy"), f"backend 'auto' chose {'cupy' if usable else 'numpy'}: {why}"
 
 
-def get_ops(name: str | None = None):
-    """The ops object for a backend name (or the default); reports the choice when 'auto' decided."""
+def get_ops(name=None):
+    """The ops object for a backend name (or the default); reports the choice when 'auto' decided.
+    An ops object (e.g. ``make_emulated_ops(...)``) is returned as it is."""
     global _reported_auto
+    if isinstance(name, NumpyOps):
+        return name
     chosen, reason = resolve_backend(name)
     if reason.startswith("backend 'auto'") and not _reported_auto:
         print(f"mlpx: {reason}", file=sys.stderr)
@@ -64,6 +88,10 @@ def get_ops(name: str | None = None):
     if chosen not in _ops_cache:
         if chosen == "numpy":
             _ops_cache[chosen] = NumpyOps()
+        elif chosen == "emulated":
+            from .cupy_ops import make_emulated_ops
+
+            _ops_cache[chosen] = make_emulated_ops()
         else:
             from .cupy_ops import make_cupy_ops
 
@@ -71,8 +99,60 @@ def get_ops(name: str | None = None):
     return _ops_cache[chosen]
 
 
+def cpu_ops() -> NumpyOps:
+    """The CPU backend: NumbaOps (fused kernels) when Numba imports and MLPX_NUMBA is not "0", else NumpyOps."""
+    if os.environ.get("MLPX_NUMBA", "1") != "0":
+        try:
+            from .numba_ops import NumbaOps
+        except ImportError as err:
+            print(f"mlpx: Numba unavailable ({err}); using the plain NumPy CPU backend (slower)", file=sys.stderr)
+        else:
+            return NumbaOps()
+    return NumpyOps()
+
+
 def require_gpu() -> None:
-    """Fail loudly, with the cause, unless the CuPy backend can run here."""
+    """Fail loudly, with the cause, unless the CuPy backend can run here (its kernels are compiled to be sure)."""
     usable, why = cupy_status()
     if not usable:
         raise RuntimeError(f"mlpx.require_gpu(): no GPU backend: {why}")
+    try:
+        get_ops("cupy").warmup()
+    except Exception as err:  # missing cuBLAS/NVRTC libraries, compile errors: say which
+        raise RuntimeError(f"mlpx.require_gpu(): CuPy sees a GPU but mlpx's kernels cannot run: "
+                           f"{type(err).__name__}: {err}") from err
+
+
+def warmup(backend=None) -> dict:
+    """Compile every kernel of ``backend`` (default: the usual choice) now, not at the first training step.
+
+    Returns ``{"backend": name, "seconds": compile or cache-load time}``; the NumPy backend has nothing to compile.
+    """
+    ops = get_ops(backend)
+    seconds = ops.warmup() if hasattr(ops, "warmup") else 0.0
+    return {"backend": ops.name, "seconds": seconds}
+
+
+def backend_report() -> dict:
+    """What ``mlpx info`` prints about backends: which can run here and why not, the default choice, the GPU,
+    where compiled kernels are cached and how long compiling them took (this compiles them when CuPy can run)."""
+    from .emulated import compiler, kernel_cache_dir
+    from .kernel_sources import kernels_dir
+
+    usable, why = cupy_status()
+    chosen, reason = resolve_backend(None)
+    report = {"numpy": "available", "cupy": "available" if usable else f"unavailable: {why}",
+              "emulated": (f"available (C++ compiler {compiler()})" if compiler() else
+                           "unavailable: no C++ compiler (g++) for the CPU emulation of the kernels"),
+              "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
+              "emulated_kernel_cache": str(kernel_cache_dir())}
+    if usable:
+        from .device import CupyDevice
+
+        ops = get_ops("cupy")
+        report["gpu"] = ops.device.describe()
+        report["cupy_kernel_cache"] = str(CupyDevice.cache_dir())
+        seconds = ops.warmup()
+        report["kernel_compile_seconds"] = round(ops.device.compile_seconds if ops.device.compile_seconds
+                                                 is not None else seconds, 3)
+    return report
