@@ -69,6 +69,25 @@ class MLP:
     def backend(self) -> str:
         return self.ops.name
 
+    def to(self, backend) -> "MLP":
+        """Move the model (weights, optimizer state) to another backend, in place; returns the model.
+
+        ``model.to("cupy")`` / ``model.to("numpy")``. Arrays given to a model follow one rule: NumPy arrays are
+        copied to the model's device (once per call; ``fit`` uploads the data set once), while GPU arrays given to
+        a NumPy model are refused with a message; saved files hold NumPy arrays and load on any backend.
+        """
+        ops = get_ops(backend)
+        if ops is self.ops:
+            return self
+        weights = self.get_weights()
+        state = self.optimizer.state_dict(self.ops) if self.optimizer is not None else None
+        self.ops = ops
+        self._allocate_parameters()
+        self.set_weights(weights)
+        if state is not None:
+            self.optimizer.load_state_dict(ops, state, self.dtype)
+        return self
+
     @property
     def n_features(self) -> int:
         return self.layer_sizes[0]
