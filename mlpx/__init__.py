@@ -10,7 +10,7 @@ Quick start::
     model.evaluate(data.x_test, data.y_test)
 """
 from . import datasets, optim
-from .backend import get_ops, require_gpu, set_backend
+from .backend import backend_report, get_ops, require_gpu, set_backend, warmup
 from .model import MLP
 from .serialization import load
 from .threads import set_num_threads
@@ -18,4 +18,4 @@ from .training import Callback, History
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "load", "datasets", "optim", "set_backend", "get_ops", "require_gpu", "set_num_threads",
-           "History", "Callback", "__version__"]
+           "History", "Callback", "__version__", "warmup", "backend_report"]
