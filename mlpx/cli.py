@@ -1,61 +1,138 @@
-"""The ``mlpx`` command line. ``mlpx train`` trains the reference network (784-500-250-100-10, relu, SGD lr 0.01,
-batch 64, 15 epochs) on MNIST, or on the bundled sample when the dataset cannot be found, saying so."""
+"""The ``mlpx`` command line: ``train``, ``evaluate``, ``experiment`` and ``info``.
+
+``mlpx train`` with no arguments trains the reference network (784-500-250-100-10, relu, SGD lr 0.01, batch 64,
+15 epochs) on MNIST, or on the bundled sample when the dataset cannot be found, saying so loudly.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from . import datasets
-from .model import MLP
-from .optim import make_optimizer
+from .experiments import EXPERIMENTS
 
 
-def _train(args) -> int:
+def _positive_int(text: str) -> int:
     try:
-        data = datasets.load(args.dataset, data_dir=args.data_dir, validation_split=args.validation_split,
-                             seed=args.seed)
-    except datasets.DatasetNotFoundError as err:
-        if args.dataset != "mnist" or args.no_sample:
-            raise
-        print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full MNIST; "
-              f"accuracy will be lower than on the full dataset", file=sys.stderr)
-        data = datasets.load_mnist_sample(validation_split=args.validation_split, seed=args.seed)
-    print(f"data: {data}")
-    sizes = [data.x_train.shape[1], *args.hidden, len(data.classes)]
-    model = MLP(sizes, activation=args.activation, init=args.init, seed=args.seed, backend=args.backend)
-    model.compile(loss=args.loss, optimizer=make_optimizer(args.optimizer, lr=args.lr))
-    print(f"model: {model}, loss {model.loss}, optimizer {model.optimizer}")
-    validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    model.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-              validation_data=validation)
-    result = model.evaluate(data.x_test, data.y_test)
-    print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}")
-    if args.save:
-        model.save(args.save)
-        print(f"saved model to {args.save}")
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _add_data_options(parser, sample_flag: bool = True) -> None:
+    parser.add_argument("--dataset", default="mnist", choices=list(datasets.DATASETS))
+    parser.add_argument("--data-dir", default=None, help="folder with the IDX files (else MLPX_DATA_DIR, cache)")
+    if sample_flag:
+        parser.add_argument("--no-sample", action="store_true", help="fail instead of using the bundled sample")
+
+
+def _add_train_parser(sub) -> None:
+    from .activations import ACTIVATIONS
+    from .initializers import INITIALIZERS
+    from .optim import OPTIMIZERS
+
+    train = sub.add_parser("train", help="train an MLP and write its run folder (defaults: the reference network)",
+                           description="Train an MLP; writes model.npz, checkpoint.npz, history.json, config.json, "
+                                       "report.md, metrics.json and plots into --out.")
+    _add_data_options(train)
+    train.add_argument("--hidden", type=_positive_int, nargs="+", default=[500, 250, 100],
+                       help="hidden layer sizes")
+    train.add_argument("--activation", default="relu", choices=sorted(a for a in ACTIVATIONS))
+    train.add_argument("--init", default="xavier_uniform", choices=sorted(INITIALIZERS))
+    train.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "mse"])
+    train.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
+    train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: 0.01, adam 0.001)")
+    train.add_argument("--momentum", type=float, default=None, help="momentum (sgd, rmsprop; 'momentum' is 0.9)")
+    train.add_argument("--betas", type=float, nargs=2, default=None, metavar=("BETA1", "BETA2"), help="adam betas")
+    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay added to the gradient")
+    train.add_argument("--epochs", type=_positive_int, default=None, help="epochs in all (default 15)")
+    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--validation-split", type=float, default=0.0, help="fraction of the training set held out")
+    train.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                       help="stop when the validation loss has not improved for PATIENCE epochs; restore the best")
+    train.add_argument("--schedule", default="none", choices=["none", "step", "cosine"], help="learning-rate schedule")
+    train.add_argument("--step-size", type=_positive_int, default=None, help="epochs per step of --schedule step")
+    train.add_argument("--gamma", type=float, default=0.1, help="factor per step of --schedule step")
+    train.add_argument("--log-every", type=_positive_int, default=200, help="record the iteration loss every N steps")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument("--out", default=None, help="run folder (default runs/DATASET-DATE-TIME)")
+    train.add_argument("--resume", default=None, metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its last checkpoint (other options come from its "
+                            "config.json; --epochs may raise the total)")
+    train.add_argument("--save", default=None, help="also write the trained model to this .npz file")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
+    train.set_defaults(func=lambda args: _run("train", args))
+
+
+def _add_other_parsers(sub) -> None:
+    evaluate = sub.add_parser("evaluate", help="report on a saved model: accuracy, confusion matrix, per-class scores")
+    evaluate.add_argument("model", help="a model .npz written by mlpx train or model.save")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    evaluate.add_argument("--out", default=None, help="also write report.md, metrics.json and plots here")
+    evaluate.set_defaults(func=lambda args: _run("evaluate", args))
+
+    info = sub.add_parser("info", help="versions, backends, the chosen device and the BLAS in use")
+    info.set_defaults(func=lambda args: _run("info", args))
+
+    experiment = sub.add_parser("experiment", help="run one of the seed studies' experiments",
+                                description="Experiments: " + "; ".join(f"{k}: {v[0]}" for k, v in EXPERIMENTS.items()))
+    experiment.add_argument("name", choices=list(EXPERIMENTS))
+    _add_data_options(experiment, sample_flag=False)
+    experiment.add_argument("--sample", action="store_true", help="use the bundled MNIST sample")
+    experiment.add_argument("--epochs", type=_positive_int, default=15)
+    experiment.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 per configuration")
+    experiment.add_argument("--jobs", type=_positive_int, default=1,
+                            help="runs in parallel (processes executor; one BLAS thread each when > 1)")
+    experiment.add_argument("--executor", default="processes",
+                            help="'processes' (default) or dask://HOST:PORT (a Dask distributed scheduler)")
+    experiment.add_argument("--subset", type=_positive_int, default=None,
+                            help="keep only the first N training and test images (quick runs)")
+    experiment.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    experiment.add_argument("--out", default=None, help="output folder (default experiments/NAME)")
+    experiment.set_defaults(func=lambda args: _run("experiment", args))
+
+
+def _run(command: str, args) -> int:
+    """Import a command's module only when it runs (keeps `mlpx --help` fast)."""
+    if command == "train":
+        from .cli_train import train
+        return train(args)
+    if command == "evaluate":
+        from .cli_train import evaluate
+        return evaluate(args)
+    if command == "info":
+        from .cli_info import info
+        return info()
+    from .experiments import run_experiment
+
+    run_experiment(args.name, args.out or f"experiments/{args.name}", epochs=args.epochs, seeds=args.seeds,
+                   jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset,
+                   data_dir=args.data_dir, sample=args.sample, backend=args.backend)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlpx", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mlpx", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train an MLP (defaults: the reference network of the seed studies)")
-    train.add_argument("--dataset", default="mnist", choices=list(datasets.DATASETS))
-    train.add_argument("--data-dir", default=None, help="folder with the IDX files (else MLPX_DATA_DIR, cache)")
-    train.add_argument("--no-sample", action="store_true", help="fail instead of using the bundled sample")
-    train.add_argument("--hidden", type=int, nargs="+", default=[500, 250, 100], help="hidden layer sizes")
-    train.add_argument("--activation", default="relu")
-    train.add_argument("--init", default="xavier_uniform")
-    train.add_argument("--loss", default="cross_entropy")
-    train.add_argument("--optimizer", default="sgd")
-    train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--epochs", type=int, default=15)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--validation-split", type=float, default=0.0)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
-    train.add_argument("--save", default=None, help="write the trained model to this .npz file")
-    train.set_defaults(func=_train)
+    _add_train_parser(sub)
+    _add_other_parsers(sub)
     return parser
 
 
@@ -64,7 +141,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as err:
         print(f"mlpx: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,141 @@
+"""``mlpx train`` and ``mlpx evaluate``: a full run into its folder, and the same report for a saved model.
+
+A run folder holds config.json (every option, enough to resume), checkpoint.npz (after each epoch, atomic),
+model.npz, history.json (every recorded number), metrics.json, report.md and the plots.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from ._io import atomic_write_text
+from .callbacks import EarlyStopping, make_schedule
+from .experiments import load_study_data
+
+CONFIG_KEYS = ("dataset", "data_dir", "no_sample", "hidden", "activation", "init", "loss", "optimizer", "lr",
+               "momentum", "betas", "weight_decay", "epochs", "batch_size", "validation_split", "early_stopping",
+               "schedule", "step_size", "gamma", "log_every", "seed", "backend", "dtype")
+
+
+def _optimizer_spec(config: dict) -> dict:
+    spec = {"name": config["optimizer"], "weight_decay": config["weight_decay"]}
+    spec["lr"] = config["lr"]
+    if config["momentum"] is not None:
+        if config["optimizer"] == "adam":
+            raise ValueError("--momentum: adam has no momentum option; use --betas BETA1 BETA2")
+        spec["momentum"] = config["momentum"]
+    if config["betas"] is not None:
+        if config["optimizer"] != "adam":
+            raise ValueError(f"--betas: only adam takes betas, not {config['optimizer']}")
+        spec["betas"] = config["betas"]
+    return spec
+
+
+def _callbacks(config: dict) -> list:
+    callbacks = []
+    schedule = make_schedule(config["schedule"], config["epochs"], config["step_size"], config["gamma"])
+    if schedule is not None:
+        callbacks.append(schedule)
+    if config["early_stopping"]:
+        if not config["validation_split"]:
+            raise ValueError("--early-stopping watches the validation loss: add --validation-split (e.g. 0.1)")
+        callbacks.append(EarlyStopping(patience=config["early_stopping"]))
+    return callbacks
+
+
+def _new_run(args) -> tuple[dict, Path]:
+    config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config["epochs"] = config["epochs"] or 15
+    config["lr"] = config["lr"] or (0.001 if config["optimizer"] == "adam" else 0.01)
+    if not 0 <= config["validation_split"] < 1:
+        raise ValueError(f"--validation-split: expected a fraction in [0, 1), got {config['validation_split']}")
+    folder = Path(args.out or f"runs/{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (folder / "checkpoint.npz").exists():
+        raise FileExistsError(f"{folder} already holds a run: continue it with --resume {folder}, or pick a new --out")
+    return config, folder
+
+
+def _resumed_run(args) -> tuple[dict, Path]:
+    folder = Path(args.resume)
+    if not (folder / "config.json").is_file() or not (folder / "checkpoint.npz").is_file():
+        raise FileNotFoundError(f"--resume {folder}: expected a run folder with config.json and checkpoint.npz")
+    config = json.loads((folder / "config.json").read_text())["config"]
+    if args.epochs:
+        config["epochs"] = args.epochs
+    return config, folder
+
+
+def train(args) -> int:
+    """Train, checkpoint every epoch, then write the model, history, report and plots. Exit status: 0 done,
+    1 diverged, 130 interrupted (the outputs are written in every case)."""
+    from .checkpoint import load_checkpoint, restore_callbacks
+    from .model import MLP
+    from .optim import make_optimizer
+    from .report import write_run_files
+    from .training import fit
+
+    config, folder = _resumed_run(args) if args.resume else _new_run(args)
+    data = load_study_data(config["dataset"], config["data_dir"], allow_sample=not config["no_sample"],
+                           validation_split=config["validation_split"], seed=config["seed"])
+    print(f"data: {data}")
+    callbacks = _callbacks(config)
+    if args.resume:
+        ckpt = load_checkpoint(folder / "checkpoint.npz", backend=config["backend"])
+        model, history, initial_epoch = ckpt.model, ckpt.history, ckpt.epoch
+        restore_callbacks(callbacks, ckpt.callback_states)
+        print(f"resuming {folder} after epoch {initial_epoch} of {config['epochs']}")
+    else:
+        sizes = [data.x_train.shape[1], *config["hidden"], len(data.classes)]
+        model = MLP(sizes, activation=config["activation"], init=config["init"], seed=config["seed"],
+                    dtype=config["dtype"], backend=config["backend"])
+        model.compile(loss=config["loss"], optimizer=make_optimizer(_optimizer_spec(config)))
+        history, initial_epoch = None, 0
+        atomic_write_text(folder / "config.json", json.dumps({"mlpx_version": __version__, "config": config,
+                                                              "data": repr(data)}, indent=1))
+    print(f"model: {model}, loss {model.loss}, optimizer {model.optimizer}")
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    history = fit(model, data.x_train, data.y_train, epochs=config["epochs"], batch_size=config["batch_size"],
+                  validation_data=validation, verbose=0 if args.quiet else 1, callbacks=callbacks,
+                  log_every=config["log_every"], initial_epoch=initial_epoch, history=history,
+                  checkpoint=folder / "checkpoint.npz")
+    model.save(folder / "model.npz")
+    atomic_write_text(folder / "history.json", json.dumps(history.to_dict(), indent=1))
+    title = f"mlpx run: {data.name}, {'-'.join(map(str, model.layer_sizes))} {model.activation}"
+    shown = {**config, "backend": f"{model.backend} (asked: {config['backend'] or 'default'})",
+             "optimizer": _optimizer_spec(config), "data": data.source}
+    test = write_run_files(folder, model, data, history.to_dict(), shown, title)
+    print(f"test loss {test['loss']:.4f}  test accuracy {test['accuracy']:.4f}")
+    print(f"run folder: {folder} (report.md, model.npz, history.json, plots)")
+    if args.save:
+        model.save(args.save)
+        print(f"saved model to {args.save}")
+    reason = history.stop_reason or ""
+    return 130 if reason == "interrupted" else 1 if reason.startswith("diverged") else 0
+
+
+def evaluate(args) -> int:
+    """Print the report of a saved model on a dataset's test set (and write it with --out)."""
+    from . import serialization
+    from .report import evaluate_classifier, markdown_report, write_run_files
+
+    model = serialization.load(args.model, backend=args.backend)
+    if model.loss is None:
+        raise ValueError(f"{args.model}: the model was saved without a loss (not compiled); cannot evaluate it")
+    if model.output != "softmax":
+        raise ValueError(f"{args.model}: mlpx evaluate reports on classifiers; this model has an identity head")
+    data = load_study_data(args.dataset, args.data_dir, allow_sample=not args.no_sample)
+    if data.x_test.shape[1] != model.n_features or len(data.classes) != model.n_outputs:
+        raise ValueError(f"{args.model}: the model takes {model.n_features} inputs and gives {model.n_outputs} "
+                         f"classes, the {data.name} data has {data.x_test.shape[1]} and {len(data.classes)}")
+    title = f"mlpx evaluate: {Path(args.model).name} on {data.name} ({data.source})"
+    if args.out:
+        write_run_files(args.out, model, data, {}, None, title, with_train_eval=False)
+        print((Path(args.out) / "report.md").read_text())
+    else:
+        print(markdown_report(title, evaluate_classifier(model, data.x_test, data.y_test, list(data.classes)),
+                              list(data.classes)))
+    sys.stdout.flush()
+    return 0

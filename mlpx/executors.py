@@ -1,0 +1,76 @@
+"""Where an experiment's runs execute: in this process, in local worker processes, or on a Dask cluster.
+
+All three are ``concurrent.futures`` executors, so the experiment code is the same for each. The runs themselves
+are deterministic functions of their task (configuration, seed, data), which is why a sweep gives the same numbers
+wherever it runs, provided the BLAS thread count is the same (``run_config`` pins it per task).
+
+- ``processes`` (default): ``--jobs 1`` runs inline; ``--jobs N`` uses N spawned worker processes.
+- ``dask://HOST:PORT``: a running Dask distributed scheduler, through ``Client(address).get_executor()``.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+
+
+class InlineExecutor(Executor):
+    """Runs each task at submit time in this process (``--jobs 1``): no pickling, full BLAS threads."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001  (delivered through the future, as executors do)
+            future.set_exception(err)
+            if isinstance(err, KeyboardInterrupt):
+                raise
+        return future
+
+
+def parse_executor(spec: str) -> tuple[str, str | None]:
+    """('processes', None) or ('dask', 'tcp://HOST:PORT') from an ``--executor`` value."""
+    if spec in (None, "", "processes"):
+        return "processes", None
+    if isinstance(spec, str) and spec.startswith("dask://"):
+        address = spec[len("dask://"):]
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--executor {spec!r}: expected dask://HOST:PORT (the scheduler's address, e.g. "
+                             f"dask://10.0.0.5:8786)")
+        return "dask", f"tcp://{address}"
+    raise ValueError(f"unknown executor {spec!r}; expected 'processes' or 'dask://HOST:PORT'")
+
+
+def remote_blas_threads(spec: str, jobs: int) -> int | None:
+    """The BLAS thread count each task should pin: 1 whenever tasks run side by side, None (leave as is) inline."""
+    kind, _ = parse_executor(spec)
+    return 1 if kind == "dask" or jobs > 1 else None
+
+
+@contextmanager
+def make_executor(spec: str = "processes", jobs: int = 1, timeout: float = 30.0):
+    """A context manager yielding the executor named by ``spec`` (see the module docstring)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs: expected a positive integer, got {jobs!r}")
+    kind, address = parse_executor(spec)
+    if kind == "processes":
+        if jobs == 1:
+            yield InlineExecutor()
+            return
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--executor dask://... needs Dask distributed: pip install 'mlpx[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except OSError as err:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()

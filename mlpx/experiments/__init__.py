@@ -1,0 +1,190 @@
+"""The seed studies' experiments as one call each: configurations, runs over seeds, results table and plots.
+
+Every run trains the reference network (784-500-250-100-10, batch 64) with one change per configuration, records
+its history with the test set as the per-epoch validation data, and is then evaluated on the full training and
+test sets. A run is a pure function of its task (configuration, seed, data), so it gives the same numbers in this
+process, in a worker process or on a Dask worker (see ``mlpx.executors``).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import as_completed
+
+from .. import datasets
+from ..threads import set_num_threads
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+SGD = {"name": "sgd", "lr": 0.01}
+MOMENTUM = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+BASE = {"hidden": [500, 250, 100], "activation": "relu", "init": "xavier_uniform", "loss": "cross_entropy",
+        "optimizer": SGD, "batch_size": 64}
+
+
+def _config(label: str, **changes) -> dict:
+    return {**BASE, "label": label, **changes}
+
+
+def _optimizer_text(spec: dict) -> str:
+    extras = [f"{k} {v}" for k, v in spec.items() if k not in ("name", "lr") and v]
+    name = "momentum" if spec.get("momentum") else spec["name"]
+    return f"{name} lr {spec['lr']}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+EXPERIMENTS = {
+    "activations": ("hidden activation, SGD lr 0.01",
+                    lambda: [_config(act, activation=act) for act in ACTIVATIONS]),
+    "optimizers": ("optimizer with a standard learning rate each, relu",
+                   lambda: [_config("sgd", optimizer=SGD), _config("momentum 0.9", optimizer=MOMENTUM),
+                            _config("rmsprop", optimizer={"name": "rmsprop", "lr": 0.001}),
+                            _config("adam", optimizer={"name": "adam", "lr": 0.001})]),
+    "losses": ("cross-entropy vs MSE (on the softmax output), each with SGD and momentum, relu",
+               lambda: [_config(f"{loss} + {name}", loss=loss, optimizer=opt)
+                        for loss in ("cross_entropy", "mse") for name, opt in (("sgd", SGD), ("momentum", MOMENTUM))]),
+    "weight-decay": ("L2 weight decay with momentum 0.9 lr 0.01, relu",
+                     lambda: [_config(f"weight decay {wd}", optimizer={**MOMENTUM, "weight_decay": wd})
+                              for wd in (0.5, 0.1, 0.01, 0.001, 0.0)]),
+    "learning-rates": ("SGD learning rate for each activation",
+                       lambda: [_config(f"{act} lr {lr}", activation=act, optimizer={"name": "sgd", "lr": lr})
+                                for act in ACTIVATIONS for lr in (0.001, 0.01, 0.1)]),
+    "init-grid": ("weight initialization crossed with the activation, SGD lr 0.01",
+                  lambda: [_config(f"{init} / {act}", init=init, activation=act)
+                           for init in ("zeros", "small_random", "he_normal", "xavier_uniform")
+                           for act in ACTIVATIONS]),
+}
+
+
+def experiment_configs(name: str) -> list[dict]:
+    """The configurations of experiment ``name`` (see ``EXPERIMENTS``)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name][1]()
+
+
+def load_study_data(dataset: str = "mnist", data_dir=None, sample: bool = False, allow_sample: bool = True,
+                    subset: int | None = None, validation_split: float = 0.0, seed: int = 0) -> datasets.Dataset:
+    """The dataset, or the bundled MNIST sample (asked for, or as a loud fallback when MNIST is missing);
+    ``subset`` keeps the first N training and test images (for quick runs)."""
+    if sample:
+        data = datasets.load_mnist_sample(validation_split=validation_split, seed=seed)
+    else:
+        try:
+            data = datasets.load(dataset, data_dir=data_dir, validation_split=validation_split, seed=seed)
+        except datasets.DatasetNotFoundError as err:
+            if dataset != "mnist" or not allow_sample:
+                raise
+            print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full "
+                  f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
+            data = datasets.load_mnist_sample(validation_split=validation_split, seed=seed)
+    if subset is not None:
+        if subset < 1:
+            raise ValueError(f"--subset: expected a positive number of images, got {subset}")
+        data.x_train, data.y_train = data.x_train[:subset], data.y_train[:subset]
+        data.x_test, data.y_test = data.x_test[:subset], data.y_test[:subset]
+        data.source += f", first {subset} train/test images"
+    return data
+
+
+_DATA_CACHE: dict = {}
+
+
+def run_config(task: dict) -> dict:
+    """Train one configuration with one seed and evaluate it: the unit of work sent to executors."""
+    from ..model import MLP
+    from ..optim import make_optimizer
+    from ..training import fit
+
+    if task.get("blas_threads"):
+        set_num_threads(task["blas_threads"])
+    key = tuple(sorted(task["data"].items()))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_study_data(**task["data"])
+    data, config, seed = _DATA_CACHE[key], task["config"], task["seed"]
+    model = MLP([data.x_train.shape[1], *config["hidden"], len(data.classes)], activation=config["activation"],
+                init=config["init"], seed=seed, backend=task.get("backend"))
+    model.compile(loss=config["loss"], optimizer=make_optimizer(dict(config["optimizer"])))
+    start = time.perf_counter()
+    history = fit(model, data.x_train, data.y_train, epochs=task["epochs"], batch_size=config["batch_size"],
+                  validation_data=(data.x_test, data.y_test), verbose=0, log_every=task.get("log_every", 200))
+    seconds = time.perf_counter() - start
+    train, test = model.evaluate(data.x_train, data.y_train), model.evaluate(data.x_test, data.y_test)
+    return {"label": config["label"], "seed": seed, "optimizer": _optimizer_text(config["optimizer"]),
+            "test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"], "train_loss": train["loss"],
+            "test_loss": test["loss"], "seconds": seconds, "stop_reason": history.stop_reason,
+            "history": history.to_dict()}
+
+
+def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = None,
+               backend: str | None = None) -> list[dict]:
+    """One task per (configuration, seed), seeds 0..seeds-1."""
+    return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
+             "backend": backend} for config in experiment_configs(name) for seed in range(seeds)]
+
+
+def run_tasks(tasks: list[dict], executor, progress: bool = True) -> list[dict]:
+    """Submit every task and return the results in task order, with a progress bar as runs complete. A run
+    stopped by Ctrl-C stops the whole sweep (KeyboardInterrupt) instead of starting the next one."""
+    from tqdm import tqdm
+
+    futures: dict = {}
+    results: list = [None] * len(tasks)
+    with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress or None) as bar:
+        def collect(future):
+            results[futures[future]] = result = future.result()
+            bar.update(1)
+            if result["stop_reason"] == "interrupted":
+                raise KeyboardInterrupt
+        for i, task in enumerate(tasks):
+            future = executor.submit(run_config, task)
+            futures[future] = i
+            if future.done():  # the inline executor ran it already
+                collect(future)
+        for future in as_completed([f for f in futures if results[futures[f]] is None]):
+            collect(future)
+    return results
+
+
+def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict:
+    """What each worker loads. When MNIST cannot be found here, say so loudly and use the bundled sample."""
+    if not sample:
+        try:
+            datasets.find_dataset(dataset, data_dir)
+        except datasets.DatasetNotFoundError as err:
+            if dataset != "mnist":
+                raise
+            print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full "
+                  f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
+            sample = True
+    return {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "sample": sample,
+            "subset": subset}
+
+
+def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
+                   subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
+                   backend: str | None = None, progress: bool = True) -> dict:
+    """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
+
+    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written}.
+    """
+    from ..executors import make_executor, remote_blas_threads
+    from .results import summarize, write_results
+
+    experiment_configs(name)  # fails early, naming the experiments, on an unknown name
+    description = EXPERIMENTS[name][0]
+    for value, what in ((epochs, "--epochs"), (seeds, "--seeds")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what}: expected a positive integer, got {value!r}")
+    data = _data_spec(dataset, data_dir, subset, sample)
+    tasks = make_tasks(name, epochs, seeds, data, remote_blas_threads(executor, jobs), backend)
+    start = time.perf_counter()
+    with make_executor(executor, jobs) as pool:
+        results = run_tasks(tasks, pool, progress)
+    settings = {"dataset": "MNIST sample (bundled)" if data["sample"] else dataset, "epochs": epochs,
+                "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10"}
+    if subset:
+        settings["subset"] = f"first {subset} train/test images"
+    files = write_results(out, name, description, results, settings)
+    print(f"mlpx: experiment {name}: {len(results)} runs in {time.perf_counter() - start:.0f} s; "
+          f"results in {out}/results.md", file=sys.stderr)
+    return {"results": results, "rows": summarize(results), "files": files}
