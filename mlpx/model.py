@@ -177,9 +177,9 @@ class MLP:
         return self.ops.asarray(y, dtype=self.dtype)
 
     def _check_array_kind(self, array, what: str) -> None:
-        if hasattr(array, "__cuda_array_interface__") and self.backend == "numpy":
-            raise TypeError(f"{what}: got a GPU (CuPy) array for a model on the numpy backend; pass a NumPy array "
-                            f"(cupy.asnumpy(x)) or move the model with model.to('cupy')")
+        if hasattr(array, "__cuda_array_interface__") and self.backend != "cupy":
+            raise TypeError(f"{what}: got a GPU (CuPy) array for a model on the {self.backend} backend; pass a NumPy "
+                            f"array (cupy.asnumpy(x)) or move the model with model.to('cupy')")
 
     # ---- forward and backward -----------------------------------------------------------------------------------
     def _batch_buffers(self, batch: int) -> dict:
