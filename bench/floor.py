@@ -50,14 +50,20 @@ class BlasFloor:
         """The products of one training step on a batch of ``batch`` rows."""
         bufs, W, dW = self._bufs[batch], self.W, self.dW
         a_prev = bufs["x"]
+        product = self.product
         for layer, w in enumerate(W):
-            np.matmul(a_prev, w, out=bufs["a"][layer])
+            product("forward", a_prev, w, bufs["a"][layer])
             a_prev = bufs["a"][layer]
         for layer in range(len(W) - 1, -1, -1):
             a_in = bufs["x"] if layer == 0 else bufs["a"][layer - 1]
-            np.matmul(a_in.T, bufs["delta"][layer], out=dW[layer])
+            product("weight_grad", a_in.T, bufs["delta"][layer], dW[layer])
             if layer > 0:
-                np.matmul(bufs["delta"][layer], W[layer].T, out=bufs["delta"][layer - 1])
+                product("input_grad", bufs["delta"][layer], W[layer].T, bufs["delta"][layer - 1])
+
+    @staticmethod
+    def product(kind: str, a, b, out) -> None:
+        """out = a @ b (``kind`` names the product for profilers that override this)."""
+        np.matmul(a, b, out=out)
 
     def epoch(self) -> None:
         full, rest = divmod(self.n_samples, self.batch)

@@ -1,0 +1,180 @@
+"""Where an mlpx training epoch spends its time: every backend op timed, the rest is Python overhead.
+
+    MLPX_DATA_DIR=... flock /tmp/mlpx-cpu.lock .venv/bin/python -m bench.profile_step --threads 2
+
+Each public method of the model's ops object is wrapped with a timer that records *exclusive* time (an op that
+calls another op is charged only for its own part); matrix products are split by kind (forward ``a W``, weight
+gradient ``a^T delta``, input gradient ``delta W^T``). The BLAS floor's products are timed the same way in the same
+process, so "gemm in mlpx" and "gemm alone" can be compared shape for shape. What the ops do not cover (the loop,
+argument checks, indexing, Python calls) is reported as the remainder.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .common import BATCH, LAYERS, load_data, pin_threads
+from .floor import BlasFloor
+
+
+class OpTimer:
+    """Wraps the methods of one ops object; collects exclusive seconds and call counts per op name."""
+
+    def __init__(self, ops):
+        self.ops, self.seconds, self.calls = ops, defaultdict(float), defaultdict(int)
+        self._stack: list[float] = []     # children's time of each open call
+        self._names = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))]
+
+    @staticmethod
+    def gemm_kind(kwargs) -> str:
+        if kwargs.get("trans_a"):
+            return "gemm weight-grad a^T delta"
+        if kwargs.get("trans_b"):
+            return "gemm input-grad delta W^T"
+        return "gemm forward a W"
+
+    def _wrap(self, name, method):
+        @functools.wraps(method)
+        def timed(*args, **kwargs):
+            label = self.gemm_kind(kwargs) if name == "gemm" else name
+            self._stack.append(0.0)
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                children = self._stack.pop()
+                self.seconds[label] += elapsed - children
+                self.calls[label] += 1
+                if self._stack:
+                    self._stack[-1] += elapsed
+        return timed
+
+    def __enter__(self):
+        for name in self._names:
+            setattr(self.ops, name, self._wrap(name, getattr(self.ops, name)))
+        return self
+
+    def __exit__(self, *exc):
+        for name in self._names:
+            delattr(self.ops, name)        # back to the class's methods
+
+
+def wrapper_cost(calls: int = 20000) -> float:
+    """Seconds one timed call adds (two perf_counter reads and the wrapper), to subtract from the remainder."""
+    class Dummy:
+        def nothing(self):
+            return None
+    plain, wrapped = Dummy(), Dummy()
+    timer = OpTimer(wrapped)
+    timer.__enter__()
+    costs = []
+    for target in (plain, wrapped):
+        start = time.perf_counter()
+        for _ in range(calls):
+            target.nothing()
+        costs.append(time.perf_counter() - start)
+    return max(0.0, (costs[1] - costs[0]) / calls)
+
+
+def profile_mlpx(data, optimizer: str, epochs: int = 1) -> dict:
+    import mlpx
+
+    opt = mlpx.optim.SGD(lr=0.01) if optimizer == "sgd" else mlpx.optim.Adam(lr=0.001)
+    model = mlpx.MLP(list(LAYERS), activation="relu", seed=0, backend="numpy")
+    model.compile(loss="cross_entropy", optimizer=opt)
+    model.fit(data.x_train, data.y_train, epochs=1, batch_size=BATCH, verbose=0)     # warm-up
+    with OpTimer(model.ops) as timer:
+        start = time.perf_counter()
+        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH, verbose=0)
+        total = (time.perf_counter() - start) / epochs
+    return _summary(timer, total, epochs, len(data.x_train))
+
+
+FLOOR_KINDS = {"forward": "gemm forward a W", "weight_grad": "gemm weight-grad a^T delta",
+               "input_grad": "gemm input-grad delta W^T"}
+
+
+class TimedFloor(BlasFloor):
+    """The BLAS floor with each product timed by kind."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds = defaultdict(float)
+
+    def product(self, kind, a, b, out):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        self.seconds[FLOOR_KINDS[kind]] += time.perf_counter() - start
+
+
+def profile_floor(n_samples: int) -> dict:
+    floor = TimedFloor(LAYERS, BATCH, n_samples)
+    floor.epoch()                       # warm-up
+    floor.seconds.clear()
+    start = time.perf_counter()
+    floor.epoch()
+    total = time.perf_counter() - start
+    return {"epoch_seconds": total, "ops": {k: {"seconds": v} for k, v in floor.seconds.items()}}
+
+
+def _summary(timer: OpTimer, total: float, epochs: int, n: int) -> dict:
+    steps = -(-n // BATCH) * epochs
+    wrapper = wrapper_cost() * sum(timer.calls.values()) / epochs
+    ops = {name: {"seconds": s / epochs, "calls_per_step": timer.calls[name] / steps,
+                  "us_per_call": 1e6 * s / timer.calls[name]} for name, s in timer.seconds.items()}
+    covered = sum(v["seconds"] for v in ops.values())
+    return {"epoch_seconds": total, "ops": ops, "remainder_seconds": total - covered - wrapper,
+            "wrapper_seconds": wrapper, "steps_per_epoch": steps // epochs}
+
+
+def markdown(results: dict) -> str:
+    floor = results["floor"]
+    lines = [f"Epoch of {'-'.join(map(str, LAYERS))} at batch {BATCH}, {results['threads']} threads, "
+             f"{results['data']}; ops timed by wrapping each NumpyOps method (exclusive time).", ""]
+    for opt in ("sgd", "adam"):
+        prof = results[opt]
+        total = prof["epoch_seconds"]
+        lines += [f"### {opt.upper()}: {total:.3f} s per epoch (with timers), BLAS floor {floor['epoch_seconds']:.3f} s",
+                  "", "| op | calls/step | s/epoch | % of epoch | us/call | floor s/epoch |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, v in sorted(prof["ops"].items(), key=lambda kv: -kv[1]["seconds"]):
+            floor_s = floor["ops"].get(name, {}).get("seconds")
+            lines.append(f"| {name} | {v['calls_per_step']:.2f} | {v['seconds']:.3f} | "
+                         f"{100 * v['seconds'] / total:.1f} | {v['us_per_call']:.1f} | "
+                         f"{'' if floor_s is None else f'{floor_s:.3f}'} |")
+        lines += [f"| Python and everything outside the ops | | {prof['remainder_seconds']:.3f} | "
+                  f"{100 * prof['remainder_seconds'] / total:.1f} | | |",
+                  f"| (timer overhead, subtracted) | | {prof['wrapper_seconds']:.3f} | | | |", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--synthetic", action="store_true")
+    parser.add_argument("--out", default=None, help="folder for profile.md and profile.json (default: print)")
+    args = parser.parse_args(argv)
+    limiter = pin_threads(args.threads)  # noqa: F841 (keep the limit alive)
+    data = load_data(args.samples, args.synthetic)
+    results = {"threads": args.threads, "data": data.source, "floor": profile_floor(len(data.x_train)),
+               "sgd": profile_mlpx(data, "sgd"), "adam": profile_mlpx(data, "adam")}
+    text = markdown(results)
+    if args.out:
+        from mlpx._io import atomic_write_text
+
+        atomic_write_text(Path(args.out) / "profile.md", "# Where an mlpx epoch spends its time\n\n" + text)
+        atomic_write_text(Path(args.out) / "profile.json", json.dumps(results, indent=1))
+    print(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()
