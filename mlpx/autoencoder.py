@@ -172,7 +172,8 @@ def run_study(out_dir, epochs: int = 20, subset: tuple[int, int] = (8000, 2000),
                  title="Autoencoder reconstruction loss per epoch")
     _write_csv(out_dir / "loss_curves.csv", curves)
     _write_csv(out_dir / "results.csv", results)
-    atomic_write_text(out_dir / "results.md", _markdown(results, epochs, subset, seed, data, pca_mse))
+    atomic_write_text(out_dir / "results.md", _markdown(results, epochs, subset, seed, data, pca_mse,
+                                                              batch_size, classifier_epochs))
     return {"results": results, "curves": curves, "pca_test_mse_per_pixel": pca_mse}
 
 
@@ -185,12 +186,13 @@ def _write_csv(path: Path, rows: list) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _markdown(results: list, epochs: int, subset, seed: int, data, pca_mse: float) -> str:
+def _markdown(results: list, epochs: int, subset, seed: int, data, pca_mse: float, batch_size: int,
+              classifier_epochs: int) -> str:
     lines = [f"# Autoencoder study ({data.name})", "",
-             f"Autoencoder 784-{'-'.join(map(str, HIDDEN))}-784, Adam lr 0.001, batch 128, {epochs} epochs on "
+             f"Autoencoder 784-{'-'.join(map(str, HIDDEN))}-784, Adam lr 0.001, batch {batch_size}, {epochs} epochs on "
              f"{len(data.x_train)} training images (targets = inputs), seed {seed}. Classifiers: "
              f"{subset[0]} training / {subset[1]} test images (seeded random subset), features standardized, "
-             f"Adam lr 0.001, batch 64.", "",
+             f"Adam lr 0.001, batch 64, {classifier_epochs} epochs.", "",
              "| features | classifier | train accuracy | test accuracy | AE test MSE/pixel |",
              "|---|---|---|---|---|"]
     for row in results:
