@@ -71,6 +71,14 @@ class EmulatedArray(np.ndarray):
 
     sync_counter = None  # the Counters of the EmulatedDevice (set by it)
 
+    # As on CuPy, indexing one entry and reductions give 0-d device arrays, not host scalars.
+    def __getitem__(self, key):
+        result = super().__getitem__(key)
+        return result if isinstance(result, np.ndarray) else np.asarray(result).view(EmulatedArray)
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return super().__array_wrap__(array, context, False)
+
     def _note_sync(self):
         if EmulatedArray.sync_counter is not None:
             EmulatedArray.sync_counter.syncs += 1
