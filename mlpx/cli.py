@@ -98,11 +98,13 @@ def _add_other_parsers(sub) -> None:
     experiment.add_argument("--epochs", type=_positive_int, default=15)
     experiment.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 per configuration")
     experiment.add_argument("--jobs", type=_positive_int, default=1,
-                            help="runs in parallel (processes executor; one BLAS thread each when > 1)")
+                            help="runs in parallel (processes executor)")
     experiment.add_argument("--executor", default="processes",
                             help="'processes' (default) or dask://HOST:PORT (a Dask distributed scheduler)")
     experiment.add_argument("--subset", type=_positive_int, default=None,
                             help="keep only the first N training and test images (quick runs)")
+    experiment.add_argument("--blas-threads", type=_positive_int, default=1,
+                            help="BLAS threads per run (default 1: results identical whatever the executor)")
     experiment.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
     experiment.add_argument("--out", default=None, help="output folder (default experiments/NAME)")
     experiment.set_defaults(func=lambda args: _run("experiment", args))
@@ -123,7 +125,7 @@ def _run(command: str, args) -> int:
 
     run_experiment(args.name, args.out or f"experiments/{args.name}", epochs=args.epochs, seeds=args.seeds,
                    jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset,
-                   data_dir=args.data_dir, sample=args.sample, backend=args.backend)
+                   data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads)
     return 0
 
 

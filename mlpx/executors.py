@@ -1,8 +1,9 @@
 """Where an experiment's runs execute: in this process, in local worker processes, or on a Dask cluster.
 
 All three are ``concurrent.futures`` executors, so the experiment code is the same for each. The runs themselves
-are deterministic functions of their task (configuration, seed, data), which is why a sweep gives the same numbers
-wherever it runs, provided the BLAS thread count is the same (``run_config`` pins it per task).
+are deterministic functions of their task (configuration, seed, data, BLAS thread count: ``run_config`` pins the
+count per task, because multi-threaded BLAS sums in a different order), so a sweep gives the same numbers wherever
+it runs.
 
 - ``processes`` (default): ``--jobs 1`` runs inline; ``--jobs N`` uses N spawned worker processes.
 - ``dask://HOST:PORT``: a running Dask distributed scheduler, through ``Client(address).get_executor()``.
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 
 
 class InlineExecutor(Executor):
-    """Runs each task at submit time in this process (``--jobs 1``): no pickling, full BLAS threads."""
+    """Runs each task at submit time in this process (``--jobs 1``): no pickling, no worker start-up."""
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         future: Future = Future()
@@ -39,12 +40,6 @@ def parse_executor(spec: str) -> tuple[str, str | None]:
                              f"dask://10.0.0.5:8786)")
         return "dask", f"tcp://{address}"
     raise ValueError(f"unknown executor {spec!r}; expected 'processes' or 'dask://HOST:PORT'")
-
-
-def remote_blas_threads(spec: str, jobs: int) -> int | None:
-    """The BLAS thread count each task should pin: 1 whenever tasks run side by side, None (leave as is) inline."""
-    kind, _ = parse_executor(spec)
-    return 1 if kind == "dask" or jobs > 1 else None
 
 
 @contextmanager

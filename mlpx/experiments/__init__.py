@@ -12,7 +12,6 @@ import time
 from concurrent.futures import as_completed
 
 from .. import datasets
-from ..threads import set_num_threads
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 SGD = {"name": "sgd", "lr": 0.01}
@@ -89,13 +88,21 @@ _DATA_CACHE: dict = {}
 
 
 def run_config(task: dict) -> dict:
-    """Train one configuration with one seed and evaluate it: the unit of work sent to executors."""
+    """Train one configuration with one seed and evaluate it: the unit of work sent to executors. The BLAS thread
+    count is pinned to ``task["blas_threads"]`` for the run (float sums depend on it), so a task gives the same
+    numbers in this process, a worker process or a Dask worker."""
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=task.get("blas_threads"), user_api="blas"):
+        return _train_and_evaluate(task)
+
+
+def _train_and_evaluate(task: dict) -> dict:
     from ..model import MLP
     from ..optim import make_optimizer
     from ..training import fit
 
-    if task.get("blas_threads"):
-        set_num_threads(task["blas_threads"])
     key = tuple(sorted(task["data"].items()))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()
@@ -115,7 +122,7 @@ def run_config(task: dict) -> dict:
             "history": history.to_dict()}
 
 
-def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = None,
+def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
                backend: str | None = None) -> list[dict]:
     """One task per (configuration, seed), seeds 0..seeds-1."""
     return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
@@ -162,12 +169,14 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
 
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
                    subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
-                   backend: str | None = None, progress: bool = True) -> dict:
+                   backend: str | None = None, blas_threads: int = 1, progress: bool = True) -> dict:
     """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
 
-    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written}.
+    Each run uses ``blas_threads`` BLAS threads (default 1) wherever it executes, so that the executor and
+    ``jobs`` do not change the numbers. Returns {"results": one dict per run, "rows": the per-configuration
+    summary, "files": paths written}.
     """
-    from ..executors import make_executor, remote_blas_threads
+    from ..executors import make_executor
     from .results import summarize, write_results
 
     experiment_configs(name)  # fails early, naming the experiments, on an unknown name
@@ -176,12 +185,13 @@ def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int =
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{what}: expected a positive integer, got {value!r}")
     data = _data_spec(dataset, data_dir, subset, sample)
-    tasks = make_tasks(name, epochs, seeds, data, remote_blas_threads(executor, jobs), backend)
+    tasks = make_tasks(name, epochs, seeds, data, blas_threads, backend)
     start = time.perf_counter()
     with make_executor(executor, jobs) as pool:
         results = run_tasks(tasks, pool, progress)
     settings = {"dataset": "MNIST sample (bundled)" if data["sample"] else dataset, "epochs": epochs,
-                "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10"}
+                "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10",
+                "BLAS threads per run": blas_threads}
     if subset:
         settings["subset"] = f"first {subset} train/test images"
     files = write_results(out, name, description, results, settings)
