@@ -185,3 +185,25 @@ def test_convergence_warning_when_max_iter_is_reached():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.raises(ConvergenceWarning, match="max_iter=3"):
             MLPClassifier(max_iter=3, backend="numpy").fit(x, y)
+
+
+@pytest.mark.parametrize("backend", ["emulated", pytest.param("cupy", marks=pytest.mark.gpu)])
+def test_weighted_training_matches_numpy_on_kernel_backends(backend):
+    """Sample weights (row scaling, weighted loss through ops.xp) run the same on the CUDA kernels' backends."""
+    if backend == "emulated":
+        from mlpx.backend.emulated import compiler
+
+        if compiler() is None:
+            pytest.skip("no C++ compiler (g++): the CPU emulation of the kernels cannot be built")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 5))
+    w = rng.integers(0, 4, size=90).astype(float)
+    for cls, y in ((MLPClassifier, np.arange(90) % 3), (MLPRegressor, x[:, :2] * 2.0)):
+        params = dict(hidden_layer_sizes=(7,), max_iter=20, batch_size=32, dtype="float64", random_state=0)
+        reference = cls(backend="numpy", **params).fit(x, y, sample_weight=w)
+        other = cls(backend=backend, **params).fit(x, y, sample_weight=w)
+        assert other.model_.backend == backend
+        np.testing.assert_allclose(other.loss_curve_, reference.loss_curve_, rtol=1e-10)
+        predict = "predict_proba" if cls is MLPClassifier else "predict"
+        np.testing.assert_allclose(getattr(other, predict)(x), getattr(reference, predict)(x), rtol=1e-9,
+                                   atol=1e-12)
