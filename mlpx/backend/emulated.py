@@ -67,45 +67,46 @@ def build_library() -> tuple[Path, float]:
 
 
 class EmulatedArray(np.ndarray):
-    """A NumPy array standing in for device memory: host reads of its values count as synchronizations."""
+    """A NumPy array standing in for device memory: host reads of its values count as synchronizations on the
+    counters of the device that made it (views and results inherit them)."""
 
-    sync_counter = None  # the Counters of the EmulatedDevice (set by it)
+    def __array_finalize__(self, obj):
+        self._counters = getattr(obj, "_counters", None)
+
+    def _inherit(self, result):
+        result._counters = self._counters
+        return result
 
     # As on CuPy, indexing one entry and reductions give 0-d device arrays, not host scalars.
     def __getitem__(self, key):
         result = super().__getitem__(key)
-        return result if isinstance(result, np.ndarray) else np.asarray(result).view(EmulatedArray)
+        return result if isinstance(result, np.ndarray) else self._inherit(np.asarray(result).view(EmulatedArray))
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
-        return super().__array_wrap__(array, context, False)
+        return self._inherit(super().__array_wrap__(array, context, False))
 
-    def _note_sync(self):
-        if EmulatedArray.sync_counter is not None:
-            EmulatedArray.sync_counter.syncs += 1
+    def _host(self) -> np.ndarray:
+        if self._counters is not None:
+            self._counters.syncs += 1
+        return self.view(np.ndarray)
 
     def __float__(self):
-        self._note_sync()
-        return float(self.view(np.ndarray))
+        return float(self._host())
 
     def __int__(self):
-        self._note_sync()
-        return int(self.view(np.ndarray))
+        return int(self._host())
 
     def __index__(self):
-        self._note_sync()
-        return self.view(np.ndarray).__index__()
+        return self._host().__index__()
 
     def __bool__(self):
-        self._note_sync()
-        return bool(self.view(np.ndarray))
+        return bool(self._host())
 
     def item(self, *args):
-        self._note_sync()
-        return self.view(np.ndarray).item(*args)
+        return self._host().item(*args)
 
     def tolist(self):
-        self._note_sync()
-        return self.view(np.ndarray).tolist()
+        return self._host().tolist()
 
 
 class EmulatedDevice(Device):
@@ -126,7 +127,6 @@ class EmulatedDevice(Device):
             function.argtypes = [ctypes.c_longlong, ctypes.c_longlong] + [
                 ctypes.c_void_p if p.pointer else (_CTYPES[p.c_type] or _CTYPES[type_name]) for p in spec.params]
             self._entry[(spec.name, type_name)] = function
-        EmulatedArray.sync_counter = self.counters
 
     def set_reverse_thread_order(self, reverse: bool) -> None:
         """Run blocks and threads last to first: results must not change (threads must be independent)."""
@@ -136,13 +136,17 @@ class EmulatedDevice(Device):
     def is_device_array(self, array) -> bool:
         return isinstance(array, EmulatedArray)
 
-    def empty(self, shape, dtype):
+    def _device_array(self, host: np.ndarray) -> EmulatedArray:
         self.counters.allocations += 1
-        return np.empty(shape, dtype=dtype).view(EmulatedArray)
+        array = host.view(EmulatedArray)
+        array._counters = self.counters
+        return array
+
+    def empty(self, shape, dtype):
+        return self._device_array(np.empty(shape, dtype=dtype))
 
     def zeros(self, shape, dtype):
-        self.counters.allocations += 1
-        return np.zeros(shape, dtype=dtype).view(EmulatedArray)
+        return self._device_array(np.zeros(shape, dtype=dtype))
 
     def asarray(self, array, dtype=None):
         if hasattr(array, "__cuda_array_interface__"):
@@ -151,11 +155,9 @@ class EmulatedDevice(Device):
         if isinstance(array, EmulatedArray):
             if (dtype is None or array.dtype == np.dtype(dtype)) and array.flags.c_contiguous:
                 return array
-            self.counters.allocations += 1
-            return np.ascontiguousarray(array, dtype=dtype).view(EmulatedArray)
+            return self._device_array(np.array(array.view(np.ndarray), dtype=dtype, order="C"))
         self.counters.uploads += 1
-        self.counters.allocations += 1
-        return np.array(array, dtype=dtype, order="C", copy=True).view(EmulatedArray)
+        return self._device_array(np.array(array, dtype=dtype, order="C", copy=True))
 
     def to_host(self, array) -> np.ndarray:
         if not isinstance(array, EmulatedArray):
