@@ -45,6 +45,7 @@ def default_rows(course_samples: int) -> list[Row]:
         Row("torch-eager", "torch-eager", "PyTorch eager (CPU)"),
         Row("torch-compile", "torch-compile", "PyTorch torch.compile (CPU)"),
         Row("torch-cuda", "torch-cuda", "PyTorch eager (CUDA)"),
+        Row("torch-cuda-graphs", "torch-cuda-graphs", "PyTorch compile, CUDA graphs (CUDA)"),
         Row("sklearn", "sklearn", "scikit-learn MLPClassifier"),
         Row("jax-jit", "jax-jit", "JAX jit (CPU)"),
         Row("course-numpy", "course-numpy", "from-scratch course code (einsum, float64)", samples=course_samples),

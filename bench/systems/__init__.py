@@ -12,6 +12,7 @@ SYSTEMS = {
     "torch-eager": "torch_system:TorchSystem",
     "torch-compile": "torch_system:TorchCompile",
     "torch-cuda": "torch_system:TorchCuda",
+    "torch-cuda-graphs": "torch_system:TorchCudaGraphs",
     "sklearn": "sklearn_system:SklearnSystem",
     "jax-jit": "jax_system:JaxSystem",
     "course-numpy": "reference_systems:Course",

@@ -10,6 +10,7 @@ class TorchSystem(System):
     name, label = "torch-eager", "PyTorch eager (CPU)"
     device = "cpu"
     compiled = False
+    compile_mode = "default"
 
     def __init__(self, setup: Setup, data):
         super().__init__(setup, data)
@@ -29,7 +30,7 @@ class TorchSystem(System):
             if i < len(setup.layers) - 2:
                 layers.append(nn.ReLU())
         self.model = nn.Sequential(*layers).to(self.device)
-        self.net = torch.compile(self.model) if self.compiled else self.model
+        self.net = torch.compile(self.model, mode=self.compile_mode) if self.compiled else self.model
         self.loss_fn = nn.CrossEntropyLoss()
         opt = setup.optimizer
         if opt["name"] == "sgd":
@@ -80,11 +81,12 @@ class TorchSystem(System):
         config = torch.__config__.show()
         blas = next((line.split("=", 1)[1].strip() for line in config.replace(",", "\n").splitlines()
                      if "BLAS_INFO" in line), "unknown")
+        notes = ("nn.Sequential + CrossEntropyLoss + optim.SGD; batches by index from in-memory tensors; "
+                 "loss and accuracy accumulated every step")
+        if self.compiled:
+            notes += f"; torch.compile(model, mode={self.compile_mode!r})"
         return {"version": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "notes": "nn.Sequential + CrossEntropyLoss + optim.SGD; batches by index from in-memory tensors; "
-                         "loss and accuracy accumulated every step" + ("; torch.compile(model), default mode"
-                                                                       if self.compiled else "")}
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "notes": notes}
 
 
 class TorchCompile(TorchSystem):
@@ -93,3 +95,10 @@ class TorchCompile(TorchSystem):
 
 class TorchCuda(TorchSystem):
     name, label, device = "torch-cuda", "PyTorch eager (CUDA)", "cuda"
+
+
+class TorchCudaGraphs(TorchSystem):
+    """torch.compile with CUDA graphs: the whole forward/backward replayed as one graph launch per step."""
+
+    name, label, device, compiled = "torch-cuda-graphs", "PyTorch compile reduce-overhead (CUDA)", "cuda", True
+    compile_mode = "reduce-overhead"
