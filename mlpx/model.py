@@ -134,7 +134,7 @@ class MLP:
         if len(weights) != len(shapes):
             raise ValueError(f"set_weights: expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
         for i, (array, shape) in enumerate(zip(weights, shapes)):
-            array = np.asarray(self.ops.to_host(array) if not isinstance(array, np.ndarray) else array)
+            array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)  # CuPy ok
             if array.shape != shape:
                 name = f"{'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
                 raise ValueError(f"set_weights: {name} expected shape {shape}, got {array.shape}")
