@@ -42,7 +42,7 @@ class CupyOps(NumpyOps):
     def __init__(self, device, max_blocks: int | None = None):
         self.device = device
         self.xp = device.xp
-        self.name = "cupy" if device.name == "cupy" else device.name
+        self.name = device.name          # "cupy", or "emulated" over the CPU emulation
         self.kernels = kernel_specs()
         if max_blocks is not None:
             self.MAX_BLOCKS = self.MSE_MAX_BLOCKS = int(max_blocks)

@@ -26,7 +26,7 @@ from .device import Device
 from .kernel_sources import (CPU_COMPAT_HEADER, SOURCE_FILES, cpu_entry_points, instantiations, kernels_dir,
                              source_digest)
 
-CXX_FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-w")
+CXX_FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wextra")
 _CTYPES = {"T": None, "int": ctypes.c_int, "long long": ctypes.c_longlong, "float": ctypes.c_float,
            "double": ctypes.c_double}
 
