@@ -13,7 +13,8 @@ They follow scikit-learn's API and its ``MLPClassifier`` parameter names where t
   errors over the outputs, averaged over samples: twice scikit-learn's per-output mean for one output).
 - ``dtype``: None trains in float32 when X is float32 and in float64 otherwise (as scikit-learn's MLP does);
   'float32' or 'float64' force one. ``backend``: 'numpy', 'cupy', 'auto' or None (mlpx's default).
-- The learning rate is constant (no 'invscaling'/'adaptive' schedules); no multilabel classification.
+- ``learning_rate`` schedules ('constant', 'invscaling', 'adaptive') apply to solver='sgd' only, as in
+  scikit-learn; no multilabel classification.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from .serialization import model_arrays, model_from_arrays
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
                "relu": "relu", "leaky_relu": "leaky_relu"}
 SOLVERS = ("sgd", "adam", "rmsprop")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
 class _BaseMLP(BaseEstimator):
@@ -45,7 +47,8 @@ class _BaseMLP(BaseEstimator):
     _loss = "cross_entropy"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, backend=None, dtype=None):
@@ -54,7 +57,9 @@ class _BaseMLP(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -80,6 +85,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes: expected positive integers, got {self.hidden_layer_sizes!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.learning_rate not in LEARNING_RATES:
+            raise ValueError(f"learning_rate: expected one of {', '.join(LEARNING_RATES)}, got {self.learning_rate!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver: expected one of {', '.join(SOLVERS)}, got {self.solver!r}")
         if not (self.batch_size == "auto" or (isinstance(self.batch_size, (int, np.integer))
@@ -90,6 +97,7 @@ class _BaseMLP(BaseEstimator):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
         checks = {"alpha": self.alpha >= 0, "learning_rate_init": self.learning_rate_init > 0, "tol": self.tol >= 0,
+                  "power_t": self.power_t >= 0,
                   "momentum": 0 <= self.momentum <= 1, "validation_fraction": 0 < self.validation_fraction < 1,
                   "beta_1": 0 <= self.beta_1 < 1, "beta_2": 0 <= self.beta_2 < 1, "epsilon": self.epsilon > 0}
         for name, ok in checks.items():
@@ -168,6 +176,8 @@ class _BaseMLP(BaseEstimator):
             loss = run_epoch(model, x_dev, y_dev, w_train, batch_size, bool(self.shuffle), float(self.alpha))
             self.n_iter_ += 1
             self.t_ += x_dev.shape[0]
+            if self._schedule() == "invscaling":
+                model.optimizer.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
@@ -186,7 +196,10 @@ class _BaseMLP(BaseEstimator):
                     self.best_loss_ = loss
             self._no_improvement_count = self._no_improvement_count + 1 if stalled else 0
             if self._no_improvement_count > self.n_iter_no_change:
-                break
+                if self._schedule() != "adaptive" or model.optimizer.lr <= 1e-6:
+                    break
+                model.optimizer.lr /= 5.0          # 'adaptive': divide by 5 and carry on, as scikit-learn
+                self._no_improvement_count = 0
         else:
             if not incremental:
                 warnings.warn(f"mlpx {type(self).__name__}: reached max_iter={self.max_iter} epochs without "
@@ -194,6 +207,9 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             model.set_weights(best_weights)
         return self
+
+    def _schedule(self) -> str:
+        return self.learning_rate if self.solver == "sgd" else "constant"
 
     def _validation_score(self, X, y, sample_weight) -> float:
         raise NotImplementedError

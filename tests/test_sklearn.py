@@ -207,3 +207,20 @@ def test_weighted_training_matches_numpy_on_kernel_backends(backend):
         predict = "predict_proba" if cls is MLPClassifier else "predict"
         np.testing.assert_allclose(getattr(other, predict)(x), getattr(reference, predict)(x), rtol=1e-9,
                                    atol=1e-12)
+
+
+def test_sgd_learning_rate_schedules_as_scikit_learn():
+    """The lr after 'invscaling' epochs and the 'adaptive' divide-by-5 stops agree with scikit-learn's own MLP."""
+    from sklearn import neural_network
+
+    x, y = _blobs(n=40)
+    params = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=0.1, batch_size=40, random_state=0)
+    for schedule, extra in (("invscaling", dict(power_t=0.5, max_iter=3)),
+                            ("adaptive", dict(tol=1e9, n_iter_no_change=1, max_iter=30))):  # every epoch stalls
+        ours = MLPClassifier(learning_rate=schedule, backend="numpy", **params, **extra).fit(x, y)
+        theirs = neural_network.MLPClassifier(learning_rate=schedule, **params, **extra).fit(x, y)
+        assert ours.n_iter_ == theirs.n_iter_
+        assert ours.model_.optimizer.lr == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+    assert ours.model_.optimizer.lr <= 1e-6 < 5 * ours.model_.optimizer.lr
+    adam = MLPClassifier(learning_rate="invscaling", max_iter=3, backend="numpy", **{**params, "solver": "adam"})
+    assert adam.fit(x, y).model_.optimizer.lr == 0.1               # schedules apply to sgd only
