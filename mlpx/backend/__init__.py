@@ -87,7 +87,7 @@ def get_ops(name=None):
         _reported_auto = True
     if chosen not in _ops_cache:
         if chosen == "numpy":
-            _ops_cache[chosen] = NumpyOps()
+            _ops_cache[chosen] = cpu_ops()
         elif chosen == "emulated":
             from .cupy_ops import make_emulated_ops
 

@@ -1,0 +1,51 @@
+"""NumbaOps: the fast CPU backend. NumpyOps with the hot elementwise ops replaced by fused Numba kernels.
+
+Matrix products stay with NumPy's BLAS; NumpyOps remains the readable reference that this class is tested
+against. Used for backend "numpy" whenever Numba imports (set MLPX_NUMBA=0 to use the pure NumPy reference).
+"""
+from __future__ import annotations
+
+from . import numba_kernels as nk
+from .numpy_ops import NumpyOps
+
+
+class NumbaOps(NumpyOps):
+    """NumPy arrays and BLAS, with fused one-pass CPU kernels for activations, losses and optimizers."""
+
+    fused_kernels = True
+
+    def bias_act_forward(self, z_bo, bias_o, act, out_bo, alpha=0.0):
+        if act in ("sigmoid", "tanh"):  # NumPy's SIMD tanh beats a scalar loop
+            return super().bias_act_forward(z_bo, bias_o, act, out_bo, alpha)
+        nk.bias_act_forward(z_bo, bias_o, nk.ACT_CODES[act], z_bo.dtype.type(alpha), out_bo)
+        return out_bo
+
+    def act_backward_bias_grad(self, dy_bo, y_bo, act, dz_out_bo, db_out_o, alpha=0.0):
+        nk.act_backward_bias_grad(dy_bo, y_bo, nk.ACT_CODES[act], dy_bo.dtype.type(alpha), dz_out_bo, db_out_o)
+
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+        nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
+
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+        nk.softmax_mse(z_bk, bias_k, labels_b, grad_out_bk, stats)
+
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
+        nk.identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats)
+
+    def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
+                   first_step):
+        f = params.dtype.type
+        nk.sgd_update(params, grads, velocity, f(lr), f(momentum), f(1.0 - dampening), bool(nesterov),
+                      f(weight_decay), bool(first_step))
+
+    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
+                       weight_decay, momentum, centered):
+        f = params.dtype.type
+        nk.rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, f(lr), f(alpha), f(1.0 - alpha),
+                          f(eps), f(weight_decay), f(momentum), bool(centered))
+
+    def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
+                    step):
+        f = params.dtype.type
+        nk.adam_update(params, grads, exp_avg, exp_avg_sq, f(lr / (1.0 - beta1 ** step)), f(beta1), f(1.0 - beta1),
+                       f(beta2), f(1.0 - beta2), f(eps), f(weight_decay), f(1.0 / (1.0 - beta2 ** step) ** 0.5))
