@@ -150,63 +150,69 @@ class _BaseMLP(BaseEstimator):
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        early_stopping = self.early_stopping and not incremental
-        x_train, y_train, w_train = X, y, sample_weight
-        if early_stopping:
-            stratify = y if self._head == "softmax" else None
-            parts = train_test_split(X, y, *([] if sample_weight is None else [sample_weight]),
-                                     random_state=self.random_state, test_size=self.validation_fraction,
-                                     stratify=stratify)
-            x_train, x_val, y_train, y_val = parts[:4]
-            w_train, w_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
+        x_train, y_train, w_train, validation = self._split_validation(X, y, sample_weight, incremental)
         batch_size = self._batch_size(x_train.shape[0])
         if first:
             self._build(X.shape[1], self._n_outputs(y), self._train_dtype(X))
         model = self.model_
-        if model.optimizer is None:  # a model loaded without its optimizer
-            model.compile(loss=self._loss, optimizer=self._make_optimizer())
         if not incremental:
             self._no_improvement_count = 0
-        if early_stopping:
+        if validation is not None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
-            best_weights = model.get_weights()
+            self._best_weights = model.get_weights()
         x_dev = model._inputs(x_train, "X")
         y_dev = model._targets(y_train, x_dev.shape[0], "y")
         for _ in range(1 if incremental else self.max_iter):
             loss = run_epoch(model, x_dev, y_dev, w_train, batch_size, bool(self.shuffle), float(self.alpha))
             self.n_iter_ += 1
             self.t_ += x_dev.shape[0]
+            self.loss_curve_.append(loss)
             if self._schedule() == "invscaling":
                 model.optimizer.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-            self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if incremental:
+            if incremental or self._should_stop(model, loss, validation):
                 break
-            if early_stopping:
-                score = self._validation_score(x_val, y_val, w_val)
-                self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_
-                stalled = score < self.best_validation_score_ + self.tol
-                if improved:
-                    self.best_validation_score_, best_weights = score, model.get_weights()
-            else:
-                improved, stalled = loss < self.best_loss_, loss > self.best_loss_ - self.tol
-                if improved:
-                    self.best_loss_ = loss
-            self._no_improvement_count = self._no_improvement_count + 1 if stalled else 0
-            if self._no_improvement_count > self.n_iter_no_change:
-                if self._schedule() != "adaptive" or model.optimizer.lr <= 1e-6:
-                    break
-                model.optimizer.lr /= 5.0          # 'adaptive': divide by 5 and carry on, as scikit-learn
-                self._no_improvement_count = 0
         else:
-            if not incremental:
-                warnings.warn(f"mlpx {type(self).__name__}: reached max_iter={self.max_iter} epochs without "
-                              f"converging (tol={self.tol}); raise max_iter or tol", ConvergenceWarning)
-        if early_stopping:
-            model.set_weights(best_weights)
+            warnings.warn(f"mlpx {type(self).__name__}: reached max_iter={self.max_iter} epochs without "
+                          f"converging (tol={self.tol}); raise max_iter or tol", ConvergenceWarning)
+        if validation is not None:
+            model.set_weights(self._best_weights)
+            del self._best_weights
         return self
+
+    def _split_validation(self, X, y, sample_weight, incremental: bool):
+        """(x, y, w) to train on and the held-out (x, y, w) for early stopping (None without it)."""
+        if not self.early_stopping or incremental:
+            return X, y, sample_weight, None
+        arrays = [X, y] + ([] if sample_weight is None else [sample_weight])
+        parts = train_test_split(*arrays, random_state=self.random_state, test_size=self.validation_fraction,
+                                 stratify=y if self._head == "softmax" else None)
+        train, held_out = parts[0::2], parts[1::2]
+        if sample_weight is None:
+            train, held_out = train + [None], held_out + [None]
+        return (*train, tuple(held_out))
+
+    def _should_stop(self, model, loss: float, validation) -> bool:
+        """scikit-learn's rule after each epoch: stop once the training loss (or the validation score) has not
+        improved by ``tol`` for more than ``n_iter_no_change`` epochs; keeps the best validation weights."""
+        if validation is not None:
+            score = self._validation_score(*validation)
+            self.validation_scores_.append(score)
+            stalled = score < self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_, self._best_weights = score, model.get_weights()
+        else:
+            stalled = loss > self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, loss)
+        self._no_improvement_count = self._no_improvement_count + 1 if stalled else 0
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        if self._schedule() != "adaptive" or model.optimizer.lr <= 1e-6:
+            return True
+        model.optimizer.lr /= 5.0          # 'adaptive': divide by 5 and carry on, as scikit-learn does
+        self._no_improvement_count = 0
+        return False
 
     def _schedule(self) -> str:
         return self.learning_rate if self.solver == "sgd" else "constant"
