@@ -72,10 +72,24 @@ def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
 
 
 def pin_threads(n: int):
-    """Limit every BLAS/OpenMP pool in this process to ``n`` threads; returns the limiter (keep it alive)."""
+    """Limit every BLAS/OpenMP pool in this process, and Numba's parallel kernels once Numba is loaded (mlpx's
+    CPU backend uses them), to ``n`` threads; returns the threadpoolctl limiter (keep it alive)."""
     from threadpoolctl import threadpool_limits
 
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return threadpool_limits(limits=n)
+
+
+def numba_threads() -> int | None:
+    """Threads Numba's parallel kernels use in this process, or None when Numba is not loaded."""
+    if "numba" not in sys.modules:
+        return None
+    import numba
+
+    return numba.get_num_threads()
 
 
 def blas_description() -> list[dict]:
@@ -114,5 +128,6 @@ def machine_description() -> dict:
     return {
         "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "simd": simd, "memory_gib": round(mem_kb / 2**20, 1),
         "os": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
-        "blas": blas_description(), "env": {k: os.environ.get(k) for k in BLAS_ENV_VARS if k in os.environ},
+        "blas": blas_description(), "numba_threads": numba_threads(),
+        "env": {k: os.environ.get(k) for k in BLAS_ENV_VARS if k in os.environ},
     }

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .client import WorkerClient, WorkerError
 from .common import BATCH, BLAS_ENV_VARS, LAYERS, LR
+from .interference import ForeignLoad
 
 
 @dataclass
@@ -41,6 +42,7 @@ def default_rows(course_samples: int) -> list[Row]:
     return [
         Row("mlpx-numpy", "mlpx-numpy", "mlpx NumPy"),
         Row("mlpx-numpy-adam", "mlpx-numpy", "mlpx NumPy, Adam (lr 0.001)", {"name": "adam", "lr": 0.001}),
+        Row("mlpx-numpy-reference", "mlpx-numpy-reference", "mlpx NumPy, plain NumpyOps (no fused CPU ops)"),
         Row("mlpx-cupy", "mlpx-cupy", "mlpx CuPy (GPU)"),
         Row("torch-eager", "torch-eager", "PyTorch eager (CPU)"),
         Row("torch-compile", "torch-compile", "PyTorch torch.compile (CPU)"),
@@ -78,8 +80,9 @@ def start_rows(rows: list[Row], args) -> tuple[dict, dict]:
     return clients, built
 
 
-def time_rows(clients: dict, built: dict, rounds: int, warmup: int) -> dict:
-    """Warm-up epochs, then ``rounds`` interleaved timed epochs; returns per-row lists of epoch seconds."""
+def time_rows(clients: dict, built: dict, rounds: int, warmup: int) -> tuple[dict, list]:
+    """Warm-up epochs, then ``rounds`` interleaved timed epochs; returns per-row lists of epoch seconds and the
+    foreign load (cores kept busy by other processes) of each round."""
     times = {name: [] for name in clients}
     for name, client in list(clients.items()):
         progress(f"warm-up {name}")
@@ -95,12 +98,16 @@ def time_rows(clients: dict, built: dict, rounds: int, warmup: int) -> dict:
             continue
         built[name]["warmup_seconds"] = time.perf_counter() - start
     names = list(clients)
+    load, foreign = ForeignLoad([c.proc.pid for c in clients.values()]), []
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)] if names else []
+        load.start()
         for name in order:
             times[name].append(clients[name].request("epoch")["epoch_seconds"])
-        progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names))
-    return times
+        foreign.append(load.cores())
+        progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names)
+                 + f"; other processes kept {foreign[-1] or 0:.2f} cores busy")
+    return times, foreign
 
 
 def summarize(times: dict, built: dict, n_train: int) -> list[dict]:
@@ -161,7 +168,7 @@ def main(argv=None) -> dict:
     try:
         describe = next(iter(clients.values())).request("describe") if clients else {}
         n_train = describe.get("train_samples", 60000)
-        times = time_rows(clients, built, args.rounds, args.warmup)
+        times, foreign = time_rows(clients, built, args.rounds, args.warmup)
         results = {
             "command": " ".join([Path(sys.executable).name, "-m", "bench.compare", *(argv or sys.argv[1:])]),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -170,7 +177,7 @@ def main(argv=None) -> dict:
             "train_samples": n_train, "machine": describe.get("machine"),
             "env_unset": [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k not in os.environ],
             "env_set": {k: os.environ[k] for k in BLAS_ENV_VARS if k in os.environ},
-            "table": summarize(times, built, n_train),
+            "table": summarize(times, built, n_train), "foreign_cores_per_round": foreign,
         }
         if args.tta:
             results["time_to_accuracy"] = studies.time_to_accuracy(clients)

@@ -204,10 +204,11 @@ def gpu_markdown(result: dict) -> str:
               "(PyTorch: `torch.compile(mode=\"reduce-overhead\")`); CuPy refuses cuBLAS calls during graph "
               "capture, so mlpx cannot do that yet (DESIGN.md).", "",
               "## Real numbers on a GPU machine", "", "```bash",
-              "pip install -e \".[dev,gpu,bench]\"                      # CuPy for CUDA 12; a CUDA build of PyTorch for torch-cuda",
+              "pip install -e \".[dev,gpu,bench]\"     # CuPy for CUDA 12; torch-cuda needs a CUDA build of PyTorch",
               "export MLPX_DATA_DIR=/path/to/mnist",
               "pytest -m gpu                                            # CuPy backend against NumPy, op by op",
-              "python -m bench.compare --systems mlpx-numpy,mlpx-cupy,torch-eager,torch-cuda,torch-cuda-graphs,blas-floor \\",
+              "python -m bench.compare \\",
+              "    --systems mlpx-numpy,mlpx-cupy,torch-eager,torch-cuda,torch-cuda-graphs,blas-floor \\",
               "    --rounds 5 --out docs/benchmarks/gpu                 # side by side, epoch times",
               "pytest bench/ --benchmark-only -k cupy --benchmark-autosave   # per-op and epoch benchmarks on the GPU",
               "```", "",

@@ -83,12 +83,13 @@ def wrapper_cost(calls: int = 20000) -> float:
     return max(0.0, (costs[1] - costs[0]) / calls)
 
 
-def profile_mlpx(data, optimizer: str, epochs: int = 1) -> dict:
+def profile_mlpx(data, optimizer: str, threads: int, epochs: int = 1) -> dict:
     import mlpx
 
     opt = mlpx.optim.SGD(lr=0.01) if optimizer == "sgd" else mlpx.optim.Adam(lr=0.001)
     model = mlpx.MLP(list(LAYERS), activation="relu", seed=0, backend="numpy")
     model.compile(loss="cross_entropy", optimizer=opt)
+    limiter = pin_threads(threads)  # noqa: F841 (again: the backend may have loaded Numba's thread pool)
     model.fit(data.x_train, data.y_train, epochs=1, batch_size=BATCH, verbose=0)     # warm-up
     with OpTimer(model.ops) as timer:
         start = time.perf_counter()
@@ -124,6 +125,37 @@ def profile_floor(n_samples: int) -> dict:
     return {"epoch_seconds": total, "ops": {k: {"seconds": v} for k, v in floor.seconds.items()}}
 
 
+def gemm_libraries(threads: int, batches=(64, 1024), repeat: int = 30) -> list[dict]:
+    """The forward products of the reference network through NumPy's BLAS and through PyTorch's (MKL on x86),
+    same shapes, same threads, preallocated outputs: which library multiplies faster at which batch size."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    torch.set_num_threads(threads)
+    rows = []
+    for batch in batches:
+        for fan_in, fan_out in zip(LAYERS[:-2], LAYERS[1:-1]):
+            a = np.random.default_rng(0).random((batch, fan_in), dtype=np.float32)
+            w = np.random.default_rng(1).random((fan_in, fan_out), dtype=np.float32)
+            out = np.empty((batch, fan_out), np.float32)
+            ta, tw, tout = torch.from_numpy(a), torch.from_numpy(w), torch.from_numpy(out)
+            timings = {}
+            calls = (("numpy", lambda: np.matmul(a, w, out=out)), ("torch", lambda: torch.mm(ta, tw, out=tout)))
+            for name, fn in calls:
+                fn()
+                best = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    for _ in range(repeat):
+                        fn()
+                    best.append((time.perf_counter() - start) / repeat)
+                timings[name] = min(best)
+            rows.append({"shape": f"({batch}x{fan_in}) @ ({fan_in}x{fan_out})", "numpy_us": 1e6 * timings["numpy"],
+                         "torch_us": 1e6 * timings["torch"]})
+    return rows
+
+
 def _summary(timer: OpTimer, total: float, epochs: int, n: int) -> dict:
     steps = -(-n // BATCH) * epochs
     wrapper = wrapper_cost() * sum(timer.calls.values()) / epochs
@@ -137,11 +169,13 @@ def _summary(timer: OpTimer, total: float, epochs: int, n: int) -> dict:
 def markdown(results: dict) -> str:
     floor = results["floor"]
     lines = [f"Epoch of {'-'.join(map(str, LAYERS))} at batch {BATCH}, {results['threads']} threads, "
-             f"{results['data']}; ops timed by wrapping each NumpyOps method (exclusive time).", ""]
+             f"{results['data']}; backend 'numpy' = {results['ops_class']}; ops timed by wrapping each of its "
+             f"methods (exclusive time).", ""]
     for opt in ("sgd", "adam"):
         prof = results[opt]
         total = prof["epoch_seconds"]
-        lines += [f"### {opt.upper()}: {total:.3f} s per epoch (with timers), BLAS floor {floor['epoch_seconds']:.3f} s",
+        lines += [f"### {opt.upper()}: {total:.3f} s per epoch (with timers), "
+                  f"BLAS floor {floor['epoch_seconds']:.3f} s",
                   "", "| op | calls/step | s/epoch | % of epoch | us/call | floor s/epoch |",
                   "|---|---:|---:|---:|---:|---:|"]
         for name, v in sorted(prof["ops"].items(), key=lambda kv: -kv[1]["seconds"]):
@@ -152,6 +186,11 @@ def markdown(results: dict) -> str:
         lines += [f"| Python and everything outside the ops | | {prof['remainder_seconds']:.3f} | "
                   f"{100 * prof['remainder_seconds'] / total:.1f} | | |",
                   f"| (timer overhead, subtracted) | | {prof['wrapper_seconds']:.3f} | | | |", ""]
+    if results.get("gemm_libraries"):
+        lines += ["### The same products through NumPy's BLAS and PyTorch's (best of 3 x 30 calls)", "",
+                  "| product | NumPy us | PyTorch us | NumPy / PyTorch |", "|---|---:|---:|---:|"]
+        lines += [f"| {r['shape']} | {r['numpy_us']:.1f} | {r['torch_us']:.1f} | {r['numpy_us'] / r['torch_us']:.2f} |"
+                  for r in results["gemm_libraries"]]
     return "\n".join(lines)
 
 
@@ -165,7 +204,9 @@ def main(argv=None) -> dict:
     limiter = pin_threads(args.threads)  # noqa: F841 (keep the limit alive)
     data = load_data(args.samples, args.synthetic)
     results = {"threads": args.threads, "data": data.source, "floor": profile_floor(len(data.x_train)),
-               "sgd": profile_mlpx(data, "sgd"), "adam": profile_mlpx(data, "adam")}
+               "sgd": profile_mlpx(data, "sgd", args.threads), "adam": profile_mlpx(data, "adam", args.threads),
+               "ops_class": type(__import__("mlpx").get_ops("numpy")).__name__,
+               "gemm_libraries": gemm_libraries(args.threads)}
     text = markdown(results)
     if args.out:
         from mlpx._io import atomic_write_text

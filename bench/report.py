@@ -45,7 +45,8 @@ def slower_than_peers(results: dict) -> list[str]:
 
 def tta_markdown(tta: dict) -> str:
     lines = [f"Target {100 * tta['target']:.0f}% test accuracy, optimizer {tta['optimizer']}, batch {tta['batch']}; "
-             f"{tta['note']}.", "", "| system | epochs | training seconds | test accuracy then |", "|---|---:|---:|---:|"]
+             f"{tta['note']}.", "", "| system | epochs | training seconds | test accuracy then |",
+             "|---|---:|---:|---:|"]
     for name, reached in tta["reached"].items():
         if reached is None:
             last = tta["curves"][name][-1]
@@ -93,13 +94,22 @@ def machine_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def foreign_sentence(results: dict) -> str:
+    loads = [x for x in results.get("foreign_cores_per_round") or [] if x is not None]
+    if not loads:
+        return ""
+    return (f"Other processes on the machine kept {min(loads):.2f}-{max(loads):.2f} cores busy during the timed "
+            f"rounds (0 = a quiet machine).")
+
+
 def full_markdown(results: dict) -> str:
     parts = [f"# Side-by-side benchmark: one training epoch", "",
              f"Network {'-'.join(map(str, results['network']))}, float32, batch {results['batch']}, SGD lr "
              f"{results['lr']}, {results['train_samples']} training samples ({results['data']}). Median of "
              f"{results['rounds']} interleaved rounds after {results['warmup']} warm-up epoch(s), each system in "
              f"its own process. Run {results['date_utc']} at commit {results['git_commit']} with "
-             f"`{results['command']}` ({results['total_seconds']:.0f} s in all).", "", table_markdown(results)]
+             f"`{results['command']}` ({results['total_seconds']:.0f} s in all). {foreign_sentence(results)}", "",
+             table_markdown(results)]
     slower = slower_than_peers(results)
     parts += ["", "Where mlpx is slower: " + ("none in this table." if not slower else ""), *slower]
     if "time_to_accuracy" in results:

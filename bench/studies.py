@@ -9,6 +9,7 @@ import statistics
 import sys
 
 from .common import LAYERS, scaled_layers
+from .interference import ForeignLoad
 
 STUDY_SYSTEMS = ("mlpx-numpy", "torch-eager")
 BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -31,7 +32,9 @@ def scaling(clients: dict, rounds: int = 3) -> dict:
     systems = [s for s in STUDY_SYSTEMS if s in clients]
     configs = [(b, 1.0) for b in BATCHES] + [(64, w) for w in WIDTHS if w != 1.0]
     measured = {(s, b, w): [] for s in systems for b, w in configs}
+    load, foreign = ForeignLoad([clients[s].proc.pid for s in systems]), []
     for r in range(rounds):
+        load.start()
         for batch, width in configs:
             n = scaling_samples(batch, width)
             for name in (systems if r % 2 == 0 else systems[::-1]):
@@ -40,10 +43,12 @@ def scaling(clients: dict, rounds: int = 3) -> dict:
                 client.request("epoch")                               # warm-up for this shape
                 reply = client.request("epoch")
                 measured[(name, batch, width)].append(reply["samples"] / reply["seconds"])
-        _say(f"scaling round {r + 1}/{rounds} done")
+        foreign.append(load.cores())
+        _say(f"scaling round {r + 1}/{rounds} done; other processes kept {foreign[-1] or 0:.2f} cores busy")
     points = [{"system": s, "batch": b, "width": w, "layers": list(scaled_layers(w)),
                "samples_per_s": statistics.median(v), "rounds": v} for (s, b, w), v in measured.items()]
     return {"systems": systems, "batches": list(BATCHES), "widths": list(WIDTHS), "points": points,
+            "foreign_cores_per_round": foreign,
             "note": f"each point: median over {rounds} rounds of one timed pass over scaling_samples(batch, width) "
                     f"samples after one untimed pass at the same shape"}
 

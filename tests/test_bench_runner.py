@@ -99,3 +99,19 @@ def test_scaling_samples_are_whole_batches_and_enough_of_them():
         for width in (0.5, 1.0, 4.0):
             n = scaling_samples(batch, width)
             assert n % batch == 0 and n >= 4 * batch
+
+
+def test_foreign_load_does_not_count_our_own_cpu_time():
+    import os
+
+    from bench.interference import ForeignLoad, _process_seconds
+
+    before = _process_seconds([os.getpid()])
+    load = ForeignLoad([])
+    load.start()
+    start = time.process_time()
+    while time.process_time() - start < 0.3:      # burn 0.3 s of our own CPU
+        pass
+    cores = load.cores()
+    assert _process_seconds([os.getpid()]) - before >= 0.25
+    assert cores is not None and 0.0 <= cores <= (os.cpu_count() or 1)

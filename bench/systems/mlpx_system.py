@@ -28,12 +28,16 @@ class MlpxSystem(System):
             if not usable:
                 raise Unavailable(why)
         self.model = mlpx.MLP(list(setup.layers), activation="relu", init="xavier_uniform", seed=0,
-                              backend=self.backend)
+                              backend=self.ops())
         self.model.compile(loss="cross_entropy", optimizer=make_optimizer(setup.optimizer))
         n = setup.samples
         # On the GPU the data is put on the device once, as a user of the CuPy backend would.
         self.x = self.model.ops.asarray(data.x_train[:n])
         self.y = self.model.ops.asarray(data.y_train[:n])
+
+    def ops(self):
+        """The backend: its name, or an ops object."""
+        return self.backend
 
     def epoch(self) -> None:
         self.model.fit(self.x, self.y, epochs=1, batch_size=self.setup.batch, verbose=0)
@@ -46,7 +50,7 @@ class MlpxSystem(System):
         return int(self.model.params.size)
 
     def info(self) -> dict:
-        return {"version": mlpx.__version__, "backend": self.model.backend,
+        return {"version": mlpx.__version__, "backend": self.model.backend, "ops": type(self.model.ops).__name__,
                 "notes": "MLP.fit(epochs=1); loss and accuracy accumulated every step"}
 
 
@@ -56,3 +60,14 @@ class MlpxNumpy(MlpxSystem):
 
 class MlpxCupy(MlpxSystem):
     name, label, backend = "mlpx-cupy", "mlpx CuPy (GPU)", "cupy"
+
+
+class MlpxNumpyReference(MlpxSystem):
+    """The plain NumpyOps reference (no fused kernels), to show what the accelerated CPU ops buy."""
+
+    name, label, backend = "mlpx-numpy-reference", "mlpx NumPy, reference ops", "numpy"
+
+    def ops(self):
+        from mlpx.backend.numpy_ops import NumpyOps
+
+        return NumpyOps()
