@@ -155,7 +155,8 @@ def gpu_markdown(result: dict) -> str:
              "kernel launch, cuBLAS product and host synchronization); PyTorch eager's step under the PyTorch "
              f"profiler on the CPU (torch {result['torch_sgd'].get('torch', '?')}, optimizers with "
              "`foreach=True` as on CUDA), counting each computing ATen op once (a lower bound on its launches).",
-             "", "## Launches per training step", "",
+             "The mlpx counts agree with those the CuPy backend publishes in [docs/kernels.md](../kernels.md) "
+             "(`python -m mlpx.backend.step_counts`).", "", "## Launches per training step", "",
              "| | mlpx CuPy, SGD | PyTorch eager, SGD | mlpx CuPy, Adam | PyTorch eager, Adam |",
              "|---|---:|---:|---:|---:|"]
     launches = {k: (result[k]["per_step"]["launches"] if k.startswith("mlpx") else result[k].get("launches_per_step"))
