@@ -71,6 +71,7 @@ def _resumed_run(args) -> tuple[dict, Path]:
 def train(args) -> int:
     """Train, checkpoint every epoch, then write the model, history, report and plots. Exit status: 0 done,
     1 diverged, 130 interrupted (the outputs are written in every case)."""
+    from . import serialization
     from .checkpoint import load_checkpoint, restore_callbacks
     from .model import MLP
     from .optim import make_optimizer
@@ -97,10 +98,15 @@ def train(args) -> int:
                                                               "data": repr(data)}, indent=1))
     print(f"model: {model}, loss {model.loss}, optimizer {model.optimizer}")
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    history = fit(model, data.x_train, data.y_train, epochs=config["epochs"], batch_size=config["batch_size"],
-                  validation_data=validation, verbose=0 if args.quiet else 1, callbacks=callbacks,
-                  log_every=config["log_every"], initial_epoch=initial_epoch, history=history,
-                  checkpoint=folder / "checkpoint.npz")
+    if history is not None and history.stop_reason == "early stopping":
+        print(f"{folder}: this run already stopped early after epoch {initial_epoch}; nothing to continue, "
+              f"writing its outputs again")
+        model = serialization.load(folder / "model.npz", backend=config["backend"])  # holds the best weights
+    else:
+        history = fit(model, data.x_train, data.y_train, epochs=config["epochs"], batch_size=config["batch_size"],
+                      validation_data=validation, verbose=0 if args.quiet else 1, callbacks=callbacks,
+                      log_every=config["log_every"], initial_epoch=initial_epoch, history=history,
+                      checkpoint=folder / "checkpoint.npz")
     model.save(folder / "model.npz")
     atomic_write_text(folder / "history.json", json.dumps(history.to_dict(), indent=1))
     title = f"mlpx run: {data.name}, {'-'.join(map(str, model.layer_sizes))} {model.activation}"

@@ -120,7 +120,7 @@ def misclassified(x, y_true, y_pred, path, class_names: Sequence[str] | None = N
 
 
 def compare(runs: Mapping[str, Sequence], path, key: str = "loss", title: str | None = None,
-            ylabel: str | None = None, x_key: str | None = None, xlabel: str = "epoch") -> Path:
+            ylabel: str | None = None, x_key: str | None = None, xlabel: str = "epoch", log_y: bool = False) -> Path:
     """Overlay several configurations: ``runs`` maps a label to a list of histories (one per seed); each is drawn
     as the mean over seeds of ``key`` with a min-max band. ``x_key`` ('iterations') picks the x values."""
     fig = _figure(8, 5)
@@ -138,7 +138,9 @@ def compare(runs: Mapping[str, Sequence], path, key: str = "loss", title: str | 
         if len(series) > 1:
             ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
     ax.set(xlabel=xlabel, ylabel=ylabel or key, title=title or f"{key} by configuration")
-    ax.grid(alpha=0.3)
+    if log_y and ax.lines:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both" if log_y else "major")
     if not x_key:
         from matplotlib.ticker import MaxNLocator
 

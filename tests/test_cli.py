@@ -127,3 +127,17 @@ def test_a_second_run_into_the_same_folder_is_refused(offline, capsys):
     assert small_run(offline / "run") == 0
     assert small_run(offline / "run") == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(offline, capsys):
+    out = offline / "es"
+    # patience 1 and a large learning rate on the small sample: the validation loss soon fails to improve
+    assert small_run(out, "--epochs", "12", "--lr", "0.5", "--validation-split", "0.2", "--early-stopping", "1") == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["stop_reason"] == "early stopping" and len(history["loss"]) < 12
+    before = mlpx.load(out / "model.npz").params.copy()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert "already stopped early" in capsys.readouterr().out
+    np.testing.assert_array_equal(mlpx.load(out / "model.npz").params, before)
+    assert json.loads((out / "history.json").read_text())["loss"] == history["loss"]

@@ -164,7 +164,7 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
                   f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
             sample = True
     return {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "sample": sample,
-            "subset": subset}
+            "allow_sample": False, "subset": subset}  # a worker without the data fails: no silent mix of data
 
 
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",

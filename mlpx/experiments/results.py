@@ -15,13 +15,14 @@ from pathlib import Path
 from .._io import atomic_write_text
 
 NUMBERS = ("test_accuracy", "train_accuracy", "train_loss", "test_loss", "seconds")
-PLOTS = {  # file: (history key, x key, y label, title)
+PLOTS = {  # file: (history key, x key, y label, title, log scale)
     "test_accuracy_per_epoch.png": ("val_accuracy", None, "test accuracy (fraction correct)",
-                                    "Test accuracy after each epoch"),
-    "train_loss_per_epoch.png": ("loss", None, "training loss (mean over the epoch)", "Training loss per epoch"),
-    "test_loss_per_epoch.png": ("val_loss", None, "test loss", "Test loss after each epoch"),
-    "loss_per_iteration.png": ("iteration_loss", "iterations", "training loss (mean over 200 steps)",
-                               "Training loss per iteration"),
+                                    "Test accuracy after each epoch", False),
+    "train_loss_per_epoch.png": ("loss", None, "training loss (mean over the epoch, log scale)",
+                                 "Training loss per epoch", True),
+    "test_loss_per_epoch.png": ("val_loss", None, "test loss", "Test loss after each epoch", False),
+    "loss_per_iteration.png": ("iteration_loss", "iterations", "training loss (mean over 200 steps, log scale)",
+                               "Training loss per iteration", True),
 }
 
 
@@ -92,7 +93,16 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
     by_label: dict[str, list] = {}
     for run in results:
         by_label.setdefault(run["label"], []).append(run["history"])
-    for file, (key, x_key, ylabel, title) in PLOTS.items():
-        written[file] = plot.compare(by_label, folder / file, key=key, x_key=x_key, ylabel=ylabel,
+    for file, (key, x_key, ylabel, title, log_y) in PLOTS.items():
+        written[file] = plot.compare(by_label, folder / file, key=key, x_key=x_key, ylabel=ylabel, log_y=log_y,
                                      title=f"{title}: {name}", xlabel="iteration" if x_key else "epoch")
     return written
+
+
+def rewrite_results(folder) -> dict:
+    """Write the tables and plots again from ``results.json`` (after a change of format, without rerunning)."""
+    from . import EXPERIMENTS
+
+    saved = json.loads((Path(folder) / "results.json").read_text())
+    name = saved["experiment"]
+    return write_results(folder, name, EXPERIMENTS[name][0], saved["runs"], saved["settings"])
