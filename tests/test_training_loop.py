@@ -141,3 +141,15 @@ def test_mlp_fit_signature_is_unchanged(small):
     history = make_model().fit(x, y, epochs=1, batch_size=64, validation_data=(xv, yv), shuffle=False, verbose=0,
                                callbacks=None)
     assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"}
+
+
+def test_progress_bar_path_reads_back_more_often_but_trains_the_same(small, monkeypatch, capsys):
+    x, y, _, _ = small
+    quiet = make_model()
+    fit(quiet, x, y, epochs=2, batch_size=5, verbose=0)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    shown = make_model()
+    history = fit(shown, x, y, epochs=2, batch_size=5, verbose=1)  # 120 steps per epoch: bar refreshed every 50
+    np.testing.assert_array_equal(shown.params, quiet.params)
+    err = capsys.readouterr().err
+    assert "epoch 1/2:" in err and "/120" in err and "epoch 2/2  loss" in err and len(history.loss) == 2
