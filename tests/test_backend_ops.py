@@ -74,12 +74,16 @@ def assert_close(got, want, dtype, elementwise=False, rtol=None):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=np.finfo(dtype).tiny)
 
 
-def check_against_reference(ops, method, arrays, outputs, dtype, elementwise=False, compare=None, **kwargs):
-    """Run on ``ops`` and on NumpyOps; compare the named arrays (default: all); return the backend's results."""
+def check_against_reference(ops, method, arrays, outputs, dtype, elementwise=False, compare=None, exact=False,
+                            **kwargs):
+    """Run on ``ops`` and on NumpyOps; compare the named arrays (default: all); return the backend's results.
+    ``exact``: on the CPU emulation the results must also be bit for bit NumPy's (same operations, same order)."""
     got = run(ops, method, arrays, outputs, **kwargs)
     want = run(REFERENCE, method, arrays, outputs, **kwargs)
     for name in compare or arrays:
         assert_close(got[name], want[name], dtype, elementwise)
+        if exact and ops.name == "emulated":
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     return got
 
 
@@ -257,7 +261,7 @@ def test_sgd_update(ops, dtype, case):
     p, g, v = (_flat(rng, dtype) for _ in range(3))
     arrays = {"params": p, "grads": g, "velocity": v, "scratch": p}
     got = check_against_reference(ops, "sgd_update", arrays, ("scratch",), dtype, elementwise=True,
-                                  compare=("params", "velocity"), **case)
+                                  compare=("params", "velocity"), exact=True, **case)
     want_p, want_v = textbook_sgd(*(a.astype(np.float64) for a in (p, g, v)), **case)
     assert_close(got["params"], want_p, dtype, rtol=TEXTBOOK_RTOL[dtype])
     if case["momentum"]:
@@ -285,7 +289,8 @@ def test_rmsprop_update(ops, dtype, case):
     s, a = 1 + _flat(rng, dtype, positive=True), (0.1 * _flat(rng, dtype)).astype(dtype)  # s - a^2 > 0
     arrays = {"params": p, "grads": g, "square_avg": s, "grad_avg": a, "momentum_buf": b, "scratch": p}
     got = check_against_reference(ops, "rmsprop_update", arrays, ("scratch",), dtype, elementwise=True,
-                                  compare=("params", "square_avg", "grad_avg", "momentum_buf"), **case)
+                                  compare=("params", "square_avg", "grad_avg", "momentum_buf"), exact=True,
+                                  **case)
     want = textbook_rmsprop(*(x.astype(np.float64) for x in (p, g, s, a, b)), **case)
     for name, value in zip(("params", "square_avg", "grad_avg", "momentum_buf"), want):
         assert_close(got[name], value, dtype, rtol=TEXTBOOK_RTOL[dtype])
@@ -300,7 +305,7 @@ def test_adam_update(ops, dtype, step, weight_decay):
     hyper = dict(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay, step=step)
     arrays = {"params": p, "grads": g, "exp_avg": m, "exp_avg_sq": v, "scratch": p}
     got = check_against_reference(ops, "adam_update", arrays, ("scratch",), dtype, elementwise=True,
-                                  compare=("params", "exp_avg", "exp_avg_sq"), **hyper)
+                                  compare=("params", "exp_avg", "exp_avg_sq"), exact=True, **hyper)
     p64, g64 = p.astype(np.float64), g.astype(np.float64) + weight_decay * p.astype(np.float64)
     m64, v64 = 0.9 * m + 0.1 * g64, 0.999 * v.astype(np.float64) + 0.001 * g64 * g64
     want_p = p64 - 0.001 / (1 - 0.9 ** step) * m64 / (np.sqrt(v64) / np.sqrt(1 - 0.999 ** step) + 1e-8)

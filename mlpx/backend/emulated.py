@@ -129,7 +129,8 @@ class EmulatedDevice(Device):
             self._entry[(spec.name, type_name)] = function
 
     def set_reverse_thread_order(self, reverse: bool) -> None:
-        """Run blocks and threads last to first: results must not change (threads must be independent)."""
+        """Run blocks and threads last to first: results must not change (threads must be independent).
+        Process-wide: every EmulatedDevice shares the one loaded library."""
         self._lib.mx_set_reverse_order(int(reverse))
 
     # ---- arrays -----------------------------------------------------------------------------------------------
