@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from . import datasets
+from .backend import BACKENDS
 from .experiments import EXPERIMENTS
 
 
@@ -68,7 +69,7 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--gamma", type=float, default=0.1, help="factor per step of --schedule step")
     train.add_argument("--log-every", type=_positive_int, default=200, help="record the iteration loss every N steps")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    train.add_argument("--backend", default=None, choices=list(BACKENDS))
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--out", default=None, help="run folder (default runs/DATASET-DATE-TIME)")
     train.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -83,7 +84,7 @@ def _add_other_parsers(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="report on a saved model: accuracy, confusion matrix, per-class scores")
     evaluate.add_argument("model", help="a model .npz written by mlpx train or model.save")
     _add_data_options(evaluate)
-    evaluate.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    evaluate.add_argument("--backend", default=None, choices=list(BACKENDS))
     evaluate.add_argument("--out", default=None, help="also write report.md, metrics.json and plots here")
     evaluate.set_defaults(func=lambda args: _run("evaluate", args))
 
@@ -105,7 +106,7 @@ def _add_other_parsers(sub) -> None:
                             help="keep only the first N training and test images (quick runs)")
     experiment.add_argument("--blas-threads", type=_positive_int, default=1,
                             help="BLAS threads per run (default 1: results identical whatever the executor)")
-    experiment.add_argument("--backend", default=None, choices=["auto", "numpy", "cupy"])
+    experiment.add_argument("--backend", default=None, choices=list(BACKENDS))
     experiment.add_argument("--out", default=None, help="output folder (default experiments/NAME)")
     experiment.set_defaults(func=lambda args: _run("experiment", args))
 
