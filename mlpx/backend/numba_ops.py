@@ -14,6 +14,16 @@ class NumbaOps(NumpyOps):
 
     fused_kernels = True
 
+    def take_rows(self, src, index, out):
+        if src.ndim == 2:
+            nk.take_rows(src, index, out)
+        else:  # labels: a few bytes, NumPy is fine
+            super().take_rows(src, index, out)
+
+    def bias_grad(self, dz_bo, out_o):
+        nk.bias_grad(dz_bo, out_o)
+        return out_o
+
     def bias_act_forward(self, z_bo, bias_o, act, out_bo, alpha=0.0):
         if act in ("sigmoid", "tanh"):  # NumPy's SIMD tanh beats a scalar loop
             return super().bias_act_forward(z_bo, bias_o, act, out_bo, alpha)
