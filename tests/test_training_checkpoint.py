@@ -128,3 +128,27 @@ def test_clear_errors_for_foreign_files(small, tmp_path):
     ckpt = checkpoint.load_checkpoint(tmp_path / "c.npz")
     with pytest.raises(ValueError, match="callbacks"):
         checkpoint.restore_callbacks([EarlyStopping()], ckpt.callback_states)
+
+
+def test_resume_is_exact_on_the_emulated_gpu_path_too(small, tmp_path):
+    """The CuPy backend's code over the g++-compiled CPU emulation of its kernels: same loop, same guarantee."""
+    from mlpx.backend import backend_report
+
+    status = backend_report().get("emulated", "")
+    if not status.startswith("available"):
+        pytest.skip(f"emulated backend unavailable here: {status}")
+    x, y, xv, yv = small
+
+    def model():
+        m = mlpx.MLP([784, 24, 10], activation="relu", seed=1, backend="emulated")
+        return m.compile(optimizer=mlpx.optim.make_optimizer("adam", lr=0.01))
+
+    kwargs = dict(batch_size=32, validation_data=(xv, yv), verbose=0, log_every=6)
+    straight = model()
+    expected = fit(straight, x, y, epochs=3, callbacks=[StepLR(1, 0.5)], **kwargs)
+    fit(model(), x, y, epochs=2, callbacks=[StepLR(1, 0.5)], checkpoint=tmp_path / "c.npz", **kwargs)
+    resumed, history = checkpoint.resume(tmp_path / "c.npz", x, y, epochs=3, callbacks=[StepLR(1, 0.5)],
+                                         backend="emulated", **kwargs)
+    assert resumed.backend == "emulated"
+    np.testing.assert_array_equal(resumed.ops.to_host(resumed.params), straight.ops.to_host(straight.params))
+    assert history.iteration_loss == expected.iteration_loss and history.val_loss == expected.val_loss
