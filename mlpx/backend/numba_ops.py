@@ -5,6 +5,8 @@ against. Used for backend "numpy" whenever Numba imports (set MLPX_NUMBA=0 to us
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import numba_kernels as nk
 from .numpy_ops import NumpyOps
 
@@ -46,16 +48,22 @@ class NumbaOps(NumpyOps):
                    first_step):
         f = params.dtype.type
         nk.sgd_update(params, grads, velocity, f(lr), f(momentum), f(1.0 - dampening), bool(nesterov),
-                      f(weight_decay), bool(first_step))
+                      f(weight_decay), bool(first_step), _tiny(params))
 
     def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
                        weight_decay, momentum, centered):
         f = params.dtype.type
         nk.rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, f(lr), f(alpha), f(1.0 - alpha),
-                          f(eps), f(weight_decay), f(momentum), bool(centered))
+                          f(eps), f(weight_decay), f(momentum), bool(centered), _tiny(params))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
                     step):
         f = params.dtype.type
         nk.adam_update(params, grads, exp_avg, exp_avg_sq, f(lr / (1.0 - beta1 ** step)), f(beta1), f(1.0 - beta1),
-                       f(beta2), f(1.0 - beta2), f(eps), f(weight_decay), f(1.0 / (1.0 - beta2 ** step) ** 0.5))
+                       f(beta2), f(1.0 - beta2), f(eps), f(weight_decay), f(1.0 / (1.0 - beta2 ** step) ** 0.5),
+                       _tiny(params))
+
+
+def _tiny(array):
+    """The smallest normal number of the array's dtype: optimizer state below it is stored as zero."""
+    return np.finfo(array.dtype).tiny
