@@ -33,8 +33,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_data_options(parser, sample_flag: bool = True) -> None:
-    parser.add_argument("--dataset", default="mnist", choices=list(datasets.DATASETS))
+def _add_data_options(parser, sample_flag: bool = True, dataset_default: str | None = "mnist") -> None:
+    parser.add_argument("--dataset", default=dataset_default, choices=list(datasets.DATASETS))
     parser.add_argument("--data-dir", default=None, help="folder with the IDX files (else MLPX_DATA_DIR, cache)")
     if sample_flag:
         parser.add_argument("--no-sample", action="store_true", help="fail instead of using the bundled sample")
@@ -92,9 +92,12 @@ def _add_other_parsers(sub) -> None:
     info.set_defaults(func=lambda args: _run("info", args))
 
     experiment = sub.add_parser("experiment", help="run one of the seed studies' experiments",
-                                description="Experiments: " + "; ".join(f"{k}: {v[0]}" for k, v in EXPERIMENTS.items()))
-    experiment.add_argument("name", choices=list(EXPERIMENTS))
-    _add_data_options(experiment, sample_flag=False)
+                                description="Experiments: " + "; ".join(f"{k}: {v[0]}" for k, v in EXPERIMENTS.items())
+                                + "; autoencoder: the seed's bottleneck autoencoder study (Fashion-MNIST unless "
+                                  "--dataset mnist or --sample; --epochs for the autoencoders, --subset N for the "
+                                  "classifier comparison's training images)")
+    experiment.add_argument("name", choices=list(EXPERIMENTS) + ["autoencoder"])
+    _add_data_options(experiment, sample_flag=False, dataset_default=None)  # mnist; fashion-mnist for autoencoder
     experiment.add_argument("--sample", action="store_true", help="use the bundled MNIST sample")
     experiment.add_argument("--epochs", type=_positive_int, default=15)
     experiment.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 per configuration")
@@ -122,11 +125,27 @@ def _run(command: str, args) -> int:
     if command == "info":
         from .cli_info import info
         return info()
+    if args.name == "autoencoder":
+        return _autoencoder(args)
     from .experiments import run_experiment
 
     run_experiment(args.name, args.out or f"experiments/{args.name}", epochs=args.epochs, seeds=args.seeds,
-                   jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset,
+                   jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset or "mnist",
                    data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads)
+    return 0
+
+
+def _autoencoder(args) -> int:
+    """`mlpx experiment autoencoder`: mlpx.autoencoder.run_study on Fashion-MNIST (as the seed) by default."""
+    from .autoencoder import run_study
+
+    if args.sample:
+        data = datasets.load_mnist_sample()
+    else:
+        data = datasets.load(args.dataset or "fashion-mnist", data_dir=args.data_dir)
+    subset = (8000, 2000) if args.subset is None else (args.subset, max(1, args.subset // 4))
+    run_study(args.out or "experiments/autoencoder", epochs=args.epochs, subset=subset, data=data,
+              backend=args.backend)
     return 0
 
 

@@ -141,3 +141,13 @@ def test_resuming_an_early_stopped_run_trains_no_further(offline, capsys):
     assert "already stopped early" in capsys.readouterr().out
     np.testing.assert_array_equal(mlpx.load(out / "model.npz").params, before)
     assert json.loads((out / "history.json").read_text())["loss"] == history["loss"]
+
+
+def test_experiment_autoencoder_runs_the_study(tmp_path):
+    """`mlpx experiment autoencoder` runs mlpx.autoencoder.run_study (tiny: the bundled sample, 1 epoch)."""
+    from mlpx.cli import main
+
+    out = tmp_path / "ae"
+    assert main(["experiment", "autoencoder", "--sample", "--epochs", "1", "--subset", "400", "--out", str(out)]) == 0
+    assert {"results.md", "results.csv", "reconstructions.png"} <= {p.name for p in out.iterdir()}
+    assert "relu" in (out / "results.md").read_text()
