@@ -141,7 +141,10 @@ def backend_report() -> dict:
 
     usable, why = cupy_status()
     chosen, reason = resolve_backend(None)
-    report = {"numpy": "available", "cupy": "available" if usable else f"unavailable: {why}",
+    cpu = get_ops("numpy")
+    cpu_kind = ("fused Numba CPU kernels (NumbaOps)" if type(cpu).__name__ == "NumbaOps"
+                else "plain NumPy reference (NumpyOps; Numba unavailable or MLPX_NUMBA=0)")
+    report = {"numpy": f"available: {cpu_kind}", "cupy": "available" if usable else f"unavailable: {why}",
               "emulated": (f"available (C++ compiler {compiler()})" if compiler() else
                            "unavailable: no C++ compiler (g++) for the CPU emulation of the kernels"),
               "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
