@@ -234,12 +234,16 @@ class MLP:
         ``row_scale`` (backend array, one factor per row) weights the samples: with w_i * B / sum(w) it turns the
         mean loss's gradient into the gradient of the weighted mean sum(w_i loss_i) / sum(w) (sample weights).
         """
+        self._gradients(x, y, bufs, stats, row_scale)
+        self.optimizer.step(self.ops, self.params, self.grads)
+
+    def _gradients(self, x, y, bufs, stats, row_scale=None) -> None:
+        """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer."""
         self._forward_hidden(x, bufs)
         self._loss_and_output_delta(y, bufs, stats)
         if row_scale is not None:
             bufs["delta"][-1] *= row_scale.reshape(-1, 1)
         self._backward(x, bufs)
-        self.optimizer.step(self.ops, self.params, self.grads)
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """Mean loss on (x, y) and its gradients for [W1, b1, W2, b2, ...] as NumPy arrays; nothing is updated.
@@ -252,9 +256,7 @@ class MLP:
         y = self._targets(y, x.shape[0])
         bufs = self._batch_buffers(x.shape[0])
         stats = self.ops.zeros(2, np.float64)
-        self._forward_hidden(x, bufs)
-        self._loss_and_output_delta(y, bufs, stats)
-        self._backward(x, bufs)
+        self._gradients(x, y, bufs, stats)
         return float(self.ops.to_host(stats)[0]) / x.shape[0], [self.ops.to_host(g).copy() for g in self._grad_views]
 
     def train_step(self, x_batch, y_batch) -> float:
@@ -281,12 +283,12 @@ class MLP:
                    shuffle=shuffle, verbose=verbose, callbacks=callbacks)
 
     # ---- inference ----------------------------------------------------------------------------------------------
-    def _output_batches(self, x, batch_size: int):
-        """Yield (start, raw output z + b for the softmax head, or outputs for identity) batch by batch."""
+    def _output_batches(self, x, batch_size: int, stop: int | None = None):
+        """Yield (start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward_hidden``."""
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             bufs = self._batch_buffers(xb.shape[0])
-            self._forward_hidden(xb, bufs)
+            self._forward_hidden(xb, bufs, stop=stop)
             yield start, bufs
 
     def transform(self, x, layer: int = -1, batch_size: int = 1024) -> np.ndarray:
@@ -300,11 +302,9 @@ class MLP:
         stop = int(layer) if layer > 0 else n_hidden + 1 + int(layer)
         x = self._inputs(x)
         result = np.empty((x.shape[0], self.layer_sizes[stop]), dtype=self.dtype)
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
-            bufs = self._batch_buffers(xb.shape[0])
-            self._forward_hidden(xb, bufs, stop=stop)
-            result[start:start + xb.shape[0]] = self.ops.to_host(bufs["a"][stop - 1])
+        for start, bufs in self._output_batches(x, batch_size, stop=stop):
+            features = bufs["a"][stop - 1]
+            result[start:start + features.shape[0]] = self.ops.to_host(features)
         return result
 
     def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:

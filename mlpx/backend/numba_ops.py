@@ -14,8 +14,6 @@ from .numpy_ops import NumpyOps
 class NumbaOps(NumpyOps):
     """NumPy arrays and BLAS, with fused one-pass CPU kernels for activations, losses and optimizers."""
 
-    fused_kernels = True
-
     def take_rows(self, src, index, out):
         if src.ndim == 2:
             nk.take_rows(src, index, out)
