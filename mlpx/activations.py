@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+ACT_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}  # as the fused kernels (CUDA, Numba) number them
 
 
 # sigmoid: y = 1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2: no overflow for large |z|.

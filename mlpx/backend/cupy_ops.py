@@ -12,11 +12,10 @@ import math
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
+from ..activations import ACT_CODES, ACTIVATIONS
 from .kernel_sources import C_TYPE_OF_DTYPE, kernel_specs
 from .numpy_ops import NumpyOps
 
-ACT_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}  # the MX_* codes in kernels/activations.cu
 
 
 def _check_act(act: str) -> int:
@@ -38,6 +37,7 @@ class CupyOps(NumpyOps):
     ROW_BLOCK = 128         # threads per block for one-thread-per-row / per-column kernels
     MAX_BLOCKS = 4096       # grid-stride kernels never launch more blocks than this
     MSE_MAX_BLOCKS = 16     # identity_mse: few threads, so few atomic adds into the loss accumulator
+    needs_scratch = False   # the optimizer kernels keep their temporaries in registers
 
     def __init__(self, device, max_blocks: int | None = None):
         self.device = device

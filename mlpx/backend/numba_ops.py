@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..activations import ACT_CODES
 from . import numba_kernels as nk
 from .numpy_ops import NumpyOps
 
 
 class NumbaOps(NumpyOps):
     """NumPy arrays and BLAS, with fused one-pass CPU kernels for activations, losses and optimizers."""
+
+    needs_scratch = False
 
     def take_rows(self, src, index, out):
         if src.ndim == 2:
@@ -27,11 +30,11 @@ class NumbaOps(NumpyOps):
     def bias_act_forward(self, z_bo, bias_o, act, out_bo, alpha=0.0):
         if act in ("sigmoid", "tanh"):  # NumPy's SIMD tanh beats a scalar loop
             return super().bias_act_forward(z_bo, bias_o, act, out_bo, alpha)
-        nk.bias_act_forward(z_bo, bias_o, nk.ACT_CODES[act], z_bo.dtype.type(alpha), out_bo)
+        nk.bias_act_forward(z_bo, bias_o, ACT_CODES[act], z_bo.dtype.type(alpha), out_bo)
         return out_bo
 
     def act_backward_bias_grad(self, dy_bo, y_bo, act, dz_out_bo, db_out_o, alpha=0.0):
-        nk.act_backward_bias_grad(dy_bo, y_bo, nk.ACT_CODES[act], dy_bo.dtype.type(alpha), dz_out_bo, db_out_o)
+        nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], dy_bo.dtype.type(alpha), dz_out_bo, db_out_o)
 
     def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
