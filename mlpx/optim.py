@@ -28,7 +28,7 @@ class Optimizer:
         self._scratch = None
 
     def _ensure_state(self, ops, params) -> None:
-        if self._scratch is None:
+        if self._scratch is None and ops.needs_scratch:  # fused kernels keep their temporaries in registers
             self._scratch = ops.empty(params.shape, params.dtype)
         for key in self.state_names:
             if key not in self.state:

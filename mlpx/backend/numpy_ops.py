@@ -16,6 +16,7 @@ class NumpyOps:
 
     name = "numpy"
     xp = np
+    needs_scratch = True  # the optimizer updates need a parameter-sized temporary; fused backends set False
 
     # ---- arrays -------------------------------------------------------------------------------------------------
     def empty(self, shape, dtype):
