@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from .common import LAYERS
+from .common import LAYERS, n_parameters
 from .conftest import available_backends
 
 BACKENDS = available_backends()
@@ -103,7 +103,7 @@ def test_softmax_xent(benchmark, ops, batch, fused):
 
 
 def optimizer_buffers(ops, n_state):
-    n = sum(a * b + b for a, b in zip(LAYERS[:-1], LAYERS[1:]))
+    n = n_parameters(LAYERS)
     params, grads = arrays(ops, (n,), (n,))
     grads *= 1e-3
     state = [ops.zeros(n, np.float32) for _ in range(n_state)]

@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import optim
+from ._checks import check_positive_int
 from ._sk_loop import run_epoch
 from .model import MLP
 from .serialization import model_arrays, model_from_arrays
@@ -93,9 +94,7 @@ class _BaseMLP(BaseEstimator):
                                               and not isinstance(self.batch_size, bool) and self.batch_size > 0)):
             raise ValueError(f"batch_size: expected 'auto' or a positive integer, got {self.batch_size!r}")
         for name in ("max_iter", "n_iter_no_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         checks = {"alpha": self.alpha >= 0, "learning_rate_init": self.learning_rate_init > 0, "tol": self.tol >= 0,
                   "power_t": self.power_t >= 0,
                   "momentum": 0 <= self.momentum <= 1, "validation_fraction": 0 < self.validation_fraction < 1,
@@ -303,7 +302,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_[best]
 
     def _validation_score(self, X, y, sample_weight) -> float:
-        return accuracy_score(y, self.predict_proba(X).argmax(axis=1), sample_weight=sample_weight)
+        return accuracy_score(y, self.model_.predict_proba(X).argmax(axis=1), sample_weight=sample_weight)
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):

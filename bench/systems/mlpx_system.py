@@ -6,18 +6,6 @@ import mlpx
 from .base import Setup, System, Unavailable
 
 
-def make_optimizer(spec: dict):
-    spec = dict(spec)
-    name = spec.pop("name")
-    if name == "sgd":
-        return mlpx.optim.SGD(**spec)
-    if name == "adam":
-        return mlpx.optim.Adam(**spec)
-    if name == "rmsprop":
-        return mlpx.optim.RMSProp(**spec)
-    raise ValueError(f"unknown optimizer {name!r}; expected sgd, adam or rmsprop")
-
-
 class MlpxSystem(System):
     backend = "numpy"
 
@@ -29,7 +17,7 @@ class MlpxSystem(System):
                 raise Unavailable(why)
         self.model = mlpx.MLP(list(setup.layers), activation="relu", init="xavier_uniform", seed=0,
                               backend=self.ops())
-        self.model.compile(loss="cross_entropy", optimizer=make_optimizer(setup.optimizer))
+        self.model.compile(loss="cross_entropy", optimizer=mlpx.optim.make_optimizer(setup.optimizer))
         n = setup.samples
         # On the GPU the data is put on the device once, as a user of the CuPy backend would.
         self.x = self.model.ops.asarray(data.x_train[:n])

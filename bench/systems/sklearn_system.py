@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..common import n_parameters
 from .base import Setup, System
 
 
@@ -35,8 +36,7 @@ class SklearnSystem(System):
 
     def n_parameters(self) -> int:
         if not hasattr(self.clf, "coefs_"):     # built lazily by the first fit
-            layers = self.setup.layers
-            return sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+            return n_parameters(self.setup.layers)
         return sum(w.size for w in self.clf.coefs_) + sum(b.size for b in self.clf.intercepts_)
 
     def info(self) -> dict:
