@@ -189,7 +189,7 @@ def _write_csv(path: Path, rows: list) -> None:
 def _markdown(results: list, epochs: int, subset, seed: int, data, pca_mse: float, batch_size: int,
               classifier_epochs: int) -> str:
     lines = [f"# Autoencoder study ({data.name})", "",
-             f"Autoencoder 784-{'-'.join(map(str, HIDDEN))}-784, Adam lr 0.001, batch {batch_size}, {epochs} epochs on "
+             f"Autoencoder {data.x_train.shape[1]}-{'-'.join(map(str, HIDDEN))}-{data.x_train.shape[1]}, Adam lr 0.001, batch {batch_size}, {epochs} epochs on "
              f"{len(data.x_train)} training images (targets = inputs), seed {seed}. Classifiers: "
              f"{subset[0]} training / {subset[1]} test images (seeded random subset), features standardized, "
              f"Adam lr 0.001, batch 64, {classifier_epochs} epochs.", "",

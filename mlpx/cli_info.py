@@ -26,18 +26,13 @@ def info_lines() -> list[str]:
         version = _version(package)
         if version != "not installed" or not package.startswith("cupy-"):
             lines.append(f"{package} {version}")
-    usable, why = backend.cupy_status()
-    lines.append("backends: numpy (always)" + (", cupy" if usable else f"; cupy unavailable: {why}"))
-    chosen, reason = backend.resolve_backend(None)
-    lines.append(f"chosen backend: {chosen} ({reason})")
     for lib in threads.blas_info():
         lines.append(f"BLAS: {lib.get('internal_api')} {lib.get('version')}, {lib.get('num_threads')} threads, "
                      f"threading {lib.get('threading_layer')}, CPU kernel {lib.get('architecture')} "
                      f"({lib.get('filepath')})")
-    if hasattr(backend, "backend_report"):  # added with the CuPy backend; absent in older trees
-        report = backend.backend_report()
-        lines += ["backend report:"] + ([f"  {k}: {v}" for k, v in report.items()] if isinstance(report, dict)
-                                        else [f"  {report}"])
+    report = backend.backend_report()
+    lines.append(f"chosen backend: {report.pop('default')}")
+    lines += ["backends:"] + [f"  {k}: {v}" for k, v in report.items()]
     return lines
 
 

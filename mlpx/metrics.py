@@ -18,7 +18,6 @@ def _labels(y, what: str) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.mod(array, 1) == 0):
             raise ValueError(f"{what}: expected integer class labels, got dtype {array.dtype} with fractions")
-        array = array.astype(np.int64)
     if array.size and array.min() < 0:
         raise ValueError(f"{what}: expected labels >= 0, got {array.min()}")
     return array.astype(np.int64, copy=False)

@@ -46,7 +46,7 @@ def read_model_file(path) -> dict:
             arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         raise ValueError(f"{path}: not a readable mlpx model file (.npz): {type(err).__name__}: {err}") from None
-    if not isinstance(arrays, dict) or "mlpx_format" not in arrays or str(arrays["mlpx_format"]) != FORMAT:
+    if "mlpx_format" not in arrays or "format_version" not in arrays or str(arrays["mlpx_format"]) != FORMAT:
         raise ValueError(f"{path}: not an mlpx model file: expected an .npz with mlpx_format={FORMAT!r}, "
                          f"found keys {sorted(arrays)[:8]}")
     version = int(arrays["format_version"])

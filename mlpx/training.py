@@ -60,10 +60,6 @@ class History:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def append(self, other: "History") -> None:
-        for name, values in other.history.items():
-            getattr(self, name).extend(values)
-
 
 class DivergenceGuard:
     """Keeps the last weights known to be good: at each read-back whose loss is finite, the snapshot taken at the

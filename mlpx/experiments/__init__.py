@@ -60,6 +60,12 @@ def experiment_configs(name: str) -> list[dict]:
     return EXPERIMENTS[name][1]()
 
 
+def _announce_sample(err) -> None:
+    """Say loudly, on stderr, that MNIST is missing and the bundled sample stands in for it."""
+    print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full "
+          f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
+
+
 def load_study_data(dataset: str = "mnist", data_dir=None, sample: bool = False, allow_sample: bool = True,
                     subset: int | None = None, validation_split: float = 0.0, seed: int = 0) -> datasets.Dataset:
     """The dataset, or the bundled MNIST sample (asked for, or as a loud fallback when MNIST is missing);
@@ -72,8 +78,7 @@ def load_study_data(dataset: str = "mnist", data_dir=None, sample: bool = False,
         except datasets.DatasetNotFoundError as err:
             if dataset != "mnist" or not allow_sample:
                 raise
-            print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full "
-                  f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
+            _announce_sample(err)
             data = datasets.load_mnist_sample(validation_split=validation_split, seed=seed)
     if subset is not None:
         if subset < 1:
@@ -160,8 +165,7 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
         except datasets.DatasetNotFoundError as err:
             if dataset != "mnist":
                 raise
-            print(f"mlpx: {err}\nmlpx: USING THE BUNDLED SAMPLE (4,000 train / 1,000 test images), not the full "
-                  f"MNIST; accuracy will be lower than on the full dataset", file=sys.stderr)
+            _announce_sample(err)
             sample = True
     return {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "sample": sample,
             "allow_sample": False, "subset": subset}  # a worker without the data fails: no silent mix of data
