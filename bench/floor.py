@@ -4,7 +4,7 @@ No activation, loss, optimizer, gathering or Python beyond the loop itself: no M
 the same products through the same BLAS can be faster, so ``epoch time / floor time`` is what an implementation's
 everything-else costs. The products are exactly mlpx's (weights stored (in, out); backward through transposed
 views): per step, for L layers, L forward products, L weight-gradient products ``a_in^T delta`` and L - 1 input
-gradient products ``delta W^T``.
+gradient products ``delta W^T`` (each layer's before its weight gradient, as in mlpx).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ def step_products(layers, batch: int) -> list[tuple[str, tuple[int, int], tuple[
         products.append(("forward", (batch, fan_in), (fan_in, fan_out)))
     for layer in range(len(layers) - 2, -1, -1):
         fan_in, fan_out = layers[layer], layers[layer + 1]
-        products.append(("weight_grad", (fan_in, batch), (batch, fan_out)))
         if layer > 0:
             products.append(("input_grad", (batch, fan_out), (fan_out, fan_in)))
+        products.append(("weight_grad", (fan_in, batch), (batch, fan_out)))
     return products
 
 
@@ -56,9 +56,9 @@ class BlasFloor:
             a_prev = bufs["a"][layer]
         for layer in range(len(W) - 1, -1, -1):
             a_in = bufs["x"] if layer == 0 else bufs["a"][layer - 1]
-            product("weight_grad", a_in.T, bufs["delta"][layer], dW[layer])
             if layer > 0:
                 product("input_grad", bufs["delta"][layer], W[layer].T, bufs["delta"][layer - 1])
+            product("weight_grad", a_in.T, bufs["delta"][layer], dW[layer])
 
     @staticmethod
     def product(kind: str, a, b, out) -> None:

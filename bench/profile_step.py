@@ -42,7 +42,8 @@ class OpTimer:
     def _wrap(self, name, method):
         @functools.wraps(method)
         def timed(*args, **kwargs):
-            label = self.gemm_kind(kwargs) if name == "gemm" else name
+            # gemm_accumulate is the weight-gradient product with plain SGD's update folded in (beta = 1)
+            label = self.gemm_kind(kwargs) if name in ("gemm", "gemm_accumulate") else name
             self._stack.append(0.0)
             start = time.perf_counter()
             try:

@@ -114,9 +114,12 @@ class MLP:
         self.params = self.ops.zeros(total, self.dtype)
         self.grads = self.ops.zeros(total, self.dtype)
         self._param_views, self._grad_views = [], []
+        self._bias_ranges = []  # (start, stop) of each bias in the flat buffers
         offset = 0
         for shape in shapes:
             size = int(np.prod(shape))
+            if len(shape) == 1:
+                self._bias_ranges.append((offset, offset + size))
             self._param_views.append(self.params[offset:offset + size].reshape(shape))
             self._grad_views.append(self.grads[offset:offset + size].reshape(shape))
             offset += size
@@ -213,18 +216,27 @@ class MLP:
         op = getattr(self.ops, loss_op_name(self.loss, self.output))
         op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats)
 
-    def _backward(self, x, bufs) -> None:
-        """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input."""
+    def _backward(self, x, bufs, fold=None) -> None:
+        """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input.
+
+        With ``fold = (alpha, beta)`` the weights are updated in place instead, ``W <- beta W + alpha dW``, by the
+        weight-gradient product itself (see ``Optimizer.folded_weight_update``); the bias gradients are still
+        written. Each layer's input gradient uses W before that update.
+        """
         ops = self.ops
         last = self.n_layers - 1
         ops.bias_grad(bufs["delta"][last], self.db[last])
         for layer in range(last, -1, -1):
             delta = bufs["delta"][layer]
             a_in = x if layer == 0 else bufs["a"][layer - 1]
-            ops.gemm(a_in, delta, out=self.dW[layer], trans_a=True)              # dW = a_in^T delta
             if layer > 0:
                 d_prev = bufs["delta"][layer - 1]
                 ops.gemm(delta, self.W[layer], out=d_prev, trans_b=True)         # dLoss/da_in = delta W^T
+            if fold is None:
+                ops.gemm(a_in, delta, out=self.dW[layer], trans_a=True)          # dW = a_in^T delta
+            else:
+                ops.gemm_accumulate(a_in, delta, self.W[layer], *fold, trans_a=True)  # W = beta W + alpha dW
+            if layer > 0:
                 ops.act_backward_bias_grad(d_prev, bufs["a"][layer - 1], self.activation, d_prev,
                                            self.db[layer - 1], self.alpha)       # delta = . * act'(a), db
 
@@ -234,16 +246,21 @@ class MLP:
         ``row_scale`` (backend array, one factor per row) weights the samples: with w_i * B / sum(w) it turns the
         mean loss's gradient into the gradient of the weighted mean sum(w_i loss_i) / sum(w) (sample weights).
         """
-        self._gradients(x, y, bufs, stats, row_scale)
-        self.optimizer.step(self.ops, self.params, self.grads)
+        fold = self.optimizer.folded_weight_update(self.ops)
+        self._gradients(x, y, bufs, stats, row_scale, fold)
+        if fold is None:
+            self.optimizer.step(self.ops, self.params, self.grads)
+        else:  # the weights were updated inside the backward pass; the biases remain
+            self.optimizer.step_ranges(self.ops, self.params, self.grads, self._bias_ranges)
 
-    def _gradients(self, x, y, bufs, stats, row_scale=None) -> None:
-        """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer."""
+    def _gradients(self, x, y, bufs, stats, row_scale=None, fold=None) -> None:
+        """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer (the weights
+        updated in place instead when ``fold`` is given, see :meth:`_backward`)."""
         self._forward_hidden(x, bufs)
         self._loss_and_output_delta(y, bufs, stats)
         if row_scale is not None:
             bufs["delta"][-1] *= row_scale.reshape(-1, 1)
-        self._backward(x, bufs)
+        self._backward(x, bufs, fold)
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """Mean loss on (x, y) and its gradients for [W1, b1, W2, b2, ...] as NumPy arrays; nothing is updated.

@@ -53,6 +53,16 @@ class Optimizer:
     def _update(self, ops, params, grads) -> None:
         raise NotImplementedError
 
+    def folded_weight_update(self, ops) -> tuple[float, float] | None:
+        """(alpha, beta) when this step's weight update is ``W <- beta * W + alpha * dW`` and backend ``ops`` can do
+        it inside the weight-gradient product (``ops.gemm_accumulate``); None otherwise (the usual path)."""
+        return None
+
+    def step_ranges(self, ops, params, grads, ranges) -> None:
+        """One step that updates only ``params[start:stop]`` for each (start, stop) in ``ranges``: the parameters
+        that :meth:`folded_weight_update` left out. Only for optimizers that fold."""
+        raise NotImplementedError(f"{type(self).__name__} does not fold its update into the backward pass")
+
     def get_config(self) -> dict:
         """Hyper-parameters, enough to rebuild this optimizer with ``make_optimizer``."""
         raise NotImplementedError
@@ -84,6 +94,26 @@ class SGD(Optimizer):
         ops.sgd_update(params, grads, self.state["velocity"], self._scratch, lr=self.lr, momentum=self.momentum,
                        dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
                        first_step=self.step_count == 1)
+
+    def folded_weight_update(self, ops):
+        """Plain SGD (no momentum) folds into the weight-gradient gemm: ``W <- (1 - lr wd) W - lr a^T delta``.
+
+        On a backend whose ``gemm_accumulate`` is free (NumbaOps: BLAS's own alpha and beta) this saves one pass
+        over all parameters per step. Momentum needs the gradient itself, so it takes the usual path.
+        """
+        if self.momentum != 0 or not ops.fast_gemm_accumulate:
+            return None
+        return -self.lr, 1.0 - self.lr * self.weight_decay
+
+    def step_ranges(self, ops, params, grads, ranges):
+        self._ensure_state(ops, params)
+        self.step_count += 1
+        velocity, scratch = self.state["velocity"], self._scratch
+        for start, stop in ranges:
+            ops.sgd_update(params[start:stop], grads[start:stop], velocity[start:stop],
+                           None if scratch is None else scratch[start:stop], lr=self.lr, momentum=self.momentum,
+                           dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
+                           first_step=self.step_count == 1)
 
     def get_config(self):
         return {"name": self.name, "lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,

@@ -75,3 +75,60 @@ def backend_reference():
     from mlpx.backend.numpy_ops import NumpyOps
 
     return NumpyOps()
+
+
+def _count_folds(ops):
+    """Wrap ops.gemm_accumulate to count its calls."""
+    calls = []
+    original = ops.gemm_accumulate
+
+    def counting(*args, **kwargs):
+        calls.append(args[2].shape)
+        return original(*args, **kwargs)
+
+    ops.gemm_accumulate = counting
+    return calls
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_plain_sgd_folded_into_the_backward_pass_equals_the_usual_step(weight_decay):
+    """NumbaOps updates plain SGD's weights inside the weight-gradient product (BLAS beta = 1 - lr wd); in float64
+    the result equals gradient-then-update on the reference backend to rounding."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(150, 9)), rng.integers(0, 3, size=150)
+    results = []
+    for ops in (NumbaOps(), backend_reference()):
+        calls = _count_folds(ops)
+        model = mlpx.MLP([9, 7, 5, 3], activation="tanh", seed=1, dtype="float64", backend=ops)
+        model.compile(optimizer=mlpx.optim.SGD(lr=0.1, weight_decay=weight_decay))
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        results.append((history.loss, model.get_weights(), calls, model.optimizer.step_count))
+    (loss, weights, calls, steps), (ref_loss, ref_weights, ref_calls, ref_steps) = results
+    assert calls == [(5, 3), (7, 5), (9, 7)] * steps and ref_calls == []   # folded on NumbaOps only
+    assert steps == ref_steps == 2 * 10
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    for got, want in zip(weights, ref_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("optimizer", [mlpx.optim.SGD(lr=0.1, momentum=0.9), mlpx.optim.Adam(),
+                                       mlpx.optim.RMSProp()])
+def test_optimizers_that_need_the_gradient_do_not_fold(optimizer):
+    ops = NumbaOps()
+    calls = _count_folds(ops)
+    model = mlpx.MLP([4, 3, 2], seed=0, backend=ops).compile(optimizer=optimizer)
+    model.train_step(np.ones((5, 4), np.float32), np.array([0, 1, 0, 1, 1]))
+    assert calls == [] and optimizer.step_count == 1
+
+
+def test_folding_falls_back_to_numpy_without_a_reachable_blas(monkeypatch):
+    """Where NumPy's BLAS cannot be found (another BLAS, no threadpoolctl), the usual path runs, same numbers."""
+    ops = NumbaOps()
+    monkeypatch.setattr(ops, "_cblas", None)
+    out = np.ones((3, 2))
+    ops.gemm_accumulate(np.ones((4, 3)), np.ones((4, 2)), out, -0.5, 1.0, trans_a=True)
+    np.testing.assert_array_equal(out, np.full((3, 2), -1.0))
+    strided = np.ones((3, 4))[:, ::2]   # not contiguous: the BLAS call refuses, the reference takes over
+    ops2 = NumbaOps()
+    ops2.gemm_accumulate(np.ones((4, 3)), np.ones((4, 2)), strided, -0.5, 1.0, trans_a=True)
+    np.testing.assert_array_equal(strided, np.full((3, 2), -1.0))

@@ -17,6 +17,7 @@ class NumpyOps:
     name = "numpy"
     xp = np
     needs_scratch = True  # the optimizer updates need a parameter-sized temporary; fused backends set False
+    fast_gemm_accumulate = False  # gemm_accumulate costs no more than gemm (lets plain SGD fold into backward)
 
     # ---- arrays -------------------------------------------------------------------------------------------------
     def empty(self, shape, dtype):
@@ -47,6 +48,14 @@ class NumpyOps:
     def gemm(self, a, b, out, trans_a: bool = False, trans_b: bool = False):
         """out = op(a) @ op(b), op = transpose where asked; transposes are views, never copies."""
         np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+        return out
+
+    def gemm_accumulate(self, a, b, out, alpha: float, beta: float, trans_a: bool = False, trans_b: bool = False):
+        """out = beta * out + alpha * (op(a) @ op(b)): BLAS gemm with its scalars (here with a temporary)."""
+        product = self.xp.matmul(a.T if trans_a else a, b.T if trans_b else b)
+        out *= beta
+        product *= alpha
+        out += product
         return out
 
     def bias_act_forward(self, z_bo, bias_o, act: str, out_bo, alpha: float = 0.0):
