@@ -154,6 +154,41 @@ def test_gemm(ops, dtype, trans_a, trans_b):
     assert_close(got["out"], a.astype(np.float64) @ b, dtype, rtol=TEXTBOOK_RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("alpha, beta", [(-0.01, 1.0), (0.5, 0.99), (2.0, 0.0)])
+def test_gemm_accumulate(ops, dtype, trans_a, trans_b, alpha, beta):
+    """out = beta out + alpha op(a) op(b): plain SGD's weight update folded into the weight-gradient product."""
+    rng = np.random.default_rng(14)
+    a, b = rng.standard_normal((37, 23)).astype(dtype), rng.standard_normal((23, 11)).astype(dtype)
+    a_stored, b_stored = (a.T.copy() if trans_a else a), (b.T.copy() if trans_b else b)
+    out = rng.standard_normal((37, 11)).astype(dtype)
+    got = check_against_reference(ops, "gemm_accumulate", {"a": a_stored, "b": b_stored, "out": out}, (), dtype,
+                                  alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
+    want = beta * out.astype(np.float64) + alpha * (a.astype(np.float64) @ b)
+    assert_close(got["out"], want, dtype, rtol=TEXTBOOK_RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_activation_ops_give_the_same_in_place(ops, act, dtype):
+    """The model runs both activation ops in place (out is the input); results must equal the out-of-place ones."""
+    rng = np.random.default_rng(15)
+    z, bias = (3 * rng.standard_normal((37, 300))).astype(dtype), rng.standard_normal(300).astype(dtype)
+    y = textbook_forward(act, z.astype(np.float64), 0.05).astype(dtype)
+    separate = {"z": ops.asarray(z.copy()), "out": ops.asarray(np.full_like(z, np.nan)), "db": ops.asarray(z[0].copy())}
+    shared = {"z": ops.asarray(z.copy()), "db": ops.asarray(z[0].copy())}
+    ops.bias_act_forward(separate["z"], ops.asarray(bias), act, separate["out"], 0.05)
+    ops.bias_act_forward(shared["z"], ops.asarray(bias), act, shared["z"], 0.05)
+    np.testing.assert_array_equal(ops.to_host(shared["z"]), ops.to_host(separate["out"]))
+    dy, y_dev = ops.asarray(z.copy()), ops.asarray(y)
+    out = ops.asarray(np.full_like(z, np.nan))
+    ops.act_backward_bias_grad(dy, y_dev, act, out, separate["db"], 0.05)
+    ops.act_backward_bias_grad(dy, y_dev, act, dy, shared["db"], 0.05)
+    np.testing.assert_array_equal(ops.to_host(dy), ops.to_host(out))
+    np.testing.assert_array_equal(ops.to_host(shared["db"]), ops.to_host(separate["db"]))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_take_rows(ops, dtype):
     rng = np.random.default_rng(5)

@@ -10,11 +10,15 @@ Compiled on first use and cached on disk by Numba (``cache=True``). Single-threa
 and OpenBLAS's spinning threads fight over the cores (measured: 5x slower steps); error_model="numpy" drops the
 division-by-zero checks that kept LLVM from vectorizing the loops (measured: Adam pass 2.2 ms -> 0.56 ms). No
 fastmath: fused multiply-adds changed the rounding of near-cancelling updates away from the NumPy reference.
+Kernels that may run in place (out is the input) first copy each input row to a small local array: LLVM vectorizes
+a loop only when its runtime check finds the arrays it reads and writes apart, and in place it falls back to scalar
+code (measured at 64 x 500: bias+relu 42 -> 8 us, relu backward + bias gradient 108 -> 22 us).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 
@@ -22,9 +26,12 @@ from numba import njit
 def bias_act_forward(z_bo, bias_o, act, alpha, out_bo):
     """out = act(z + bias) for relu (2), leaky relu (3) and identity (4); out may be z."""
     rows, cols = z_bo.shape
+    row = np.empty(cols, z_bo.dtype)  # in-place safe copy of the input row (see the module docstring)
     for i in range(rows):
         for j in range(cols):
-            v = z_bo[i, j] + bias_o[j]
+            row[j] = z_bo[i, j]
+        for j in range(cols):
+            v = row[j] + bias_o[j]
             if act == 2:
                 v = v if v > 0 else v * 0   # max(v, 0), NaN stays NaN as in np.maximum
             elif act == 3:
@@ -57,10 +64,13 @@ def act_backward_bias_grad(dy_bo, y_bo, act, alpha, dz_out_bo, db_out_o):
     """dz = dy * act'(y) from the saved output y, and db = column sums of dz, in one pass."""
     rows, cols = dy_bo.shape
     db_out_o[:] = 0
+    row = np.empty(cols, dy_bo.dtype)  # in-place safe copy of the input row (see the module docstring)
     for i in range(rows):
         for j in range(cols):
+            row[j] = dy_bo[i, j]
+        for j in range(cols):
             y = y_bo[i, j]
-            d = dy_bo[i, j]
+            d = row[j]
             if act == 0:        # sigmoid' = y (1 - y)
                 d = d * (y * (1 - y))
             elif act == 1:      # tanh' = 1 - y^2
