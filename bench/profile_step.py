@@ -84,19 +84,19 @@ def wrapper_cost(calls: int = 20000) -> float:
     return max(0.0, (costs[1] - costs[0]) / calls)
 
 
-def profile_mlpx(data, optimizer: str, threads: int, epochs: int = 1) -> dict:
+def profile_mlpx(data, optimizer: str, threads: int, epochs: int = 1, batch: int = BATCH) -> dict:
     import mlpx
 
     opt = mlpx.optim.SGD(lr=0.01) if optimizer == "sgd" else mlpx.optim.Adam(lr=0.001)
     model = mlpx.MLP(list(LAYERS), activation="relu", seed=0, backend="numpy")
     model.compile(loss="cross_entropy", optimizer=opt)
     limiter = pin_threads(threads)  # noqa: F841 (again: the backend may have loaded Numba's thread pool)
-    model.fit(data.x_train, data.y_train, epochs=1, batch_size=BATCH, verbose=0)     # warm-up
+    model.fit(data.x_train, data.y_train, epochs=1, batch_size=batch, verbose=0)     # warm-up
     with OpTimer(model.ops) as timer:
         start = time.perf_counter()
-        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH, verbose=0)
+        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch, verbose=0)
         total = (time.perf_counter() - start) / epochs
-    return _summary(timer, total, epochs, len(data.x_train))
+    return _summary(timer, total, epochs, len(data.x_train), batch)
 
 
 FLOOR_KINDS = {"forward": "gemm forward a W", "weight_grad": "gemm weight-grad a^T delta",
@@ -116,8 +116,8 @@ class TimedFloor(BlasFloor):
         self.seconds[FLOOR_KINDS[kind]] += time.perf_counter() - start
 
 
-def profile_floor(n_samples: int) -> dict:
-    floor = TimedFloor(LAYERS, BATCH, n_samples)
+def profile_floor(n_samples: int, batch: int = BATCH) -> dict:
+    floor = TimedFloor(LAYERS, batch, n_samples)
     floor.epoch()                       # warm-up
     floor.seconds.clear()
     start = time.perf_counter()
@@ -157,8 +157,8 @@ def gemm_libraries(threads: int, batches=(64, 1024), repeat: int = 30) -> list[d
     return rows
 
 
-def _summary(timer: OpTimer, total: float, epochs: int, n: int) -> dict:
-    steps = -(-n // BATCH) * epochs
+def _summary(timer: OpTimer, total: float, epochs: int, n: int, batch: int) -> dict:
+    steps = -(-n // batch) * epochs
     wrapper = wrapper_cost() * sum(timer.calls.values()) / epochs
     ops = {name: {"seconds": s / epochs, "calls_per_step": timer.calls[name] / steps,
                   "us_per_call": 1e6 * s / timer.calls[name]} for name, s in timer.seconds.items()}
@@ -169,7 +169,7 @@ def _summary(timer: OpTimer, total: float, epochs: int, n: int) -> dict:
 
 def markdown(results: dict) -> str:
     floor = results["floor"]
-    lines = [f"Epoch of {'-'.join(map(str, LAYERS))} at batch {BATCH}, {results['threads']} threads, "
+    lines = [f"Epoch of {'-'.join(map(str, LAYERS))} at batch {results['batch']}, {results['threads']} threads, "
              f"{results['data']}; backend 'numpy' = {results['ops_class']}; ops timed by wrapping each of its "
              f"methods (exclusive time).", ""]
     for opt in ("sgd", "adam"):
@@ -199,13 +199,16 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
     parser.add_argument("--synthetic", action="store_true")
     parser.add_argument("--out", default=None, help="folder for profile.md and profile.json (default: print)")
     args = parser.parse_args(argv)
     limiter = pin_threads(args.threads)  # noqa: F841 (keep the limit alive)
     data = load_data(args.samples, args.synthetic)
-    results = {"threads": args.threads, "data": data.source, "floor": profile_floor(len(data.x_train)),
-               "sgd": profile_mlpx(data, "sgd", args.threads), "adam": profile_mlpx(data, "adam", args.threads),
+    results = {"threads": args.threads, "batch": args.batch, "data": data.source,
+               "floor": profile_floor(len(data.x_train), args.batch),
+               "sgd": profile_mlpx(data, "sgd", args.threads, batch=args.batch),
+               "adam": profile_mlpx(data, "adam", args.threads, batch=args.batch),
                "ops_class": type(__import__("mlpx").get_ops("numpy")).__name__,
                "gemm_libraries": gemm_libraries(args.threads)}
     text = markdown(results)
