@@ -91,11 +91,16 @@ def resume(path, x, y, epochs: int, callbacks=None, backend: str | None = None, 
     """Continue the run checkpointed at ``path`` up to ``epochs`` total epochs, checkpointing to the same file.
 
     ``x``, ``y``, batch size, validation data and callbacks must be those of the original run for an exact
-    continuation. Returns (model, history).
+    continuation. A run that early stopping ended is not trained further: its callbacks' ``on_train_end`` runs
+    (restoring the best weights, as at the original end) and it is returned as it ended. Returns (model, history).
     """
     ckpt = load_checkpoint(path, backend)
     callbacks = list(callbacks or [])
     restore_callbacks(callbacks, ckpt.callback_states)
+    if ckpt.history.stop_reason == "early stopping":  # that run is over: no more epochs, just its ending
+        for cb in callbacks:
+            cb.on_train_end(ckpt.model)  # e.g. EarlyStopping puts back the best epoch's weights
+        return ckpt.model, ckpt.history
     fit_kwargs.setdefault("checkpoint", path)
     fit_kwargs.setdefault("checkpoint_extra", ckpt.extra)
     history = fit(ckpt.model, x, y, epochs=epochs, callbacks=callbacks, initial_epoch=ckpt.epoch,

@@ -152,3 +152,20 @@ def test_resume_is_exact_on_the_emulated_gpu_path_too(small, tmp_path):
     assert resumed.backend == "emulated"
     np.testing.assert_array_equal(resumed.ops.to_host(resumed.params), straight.ops.to_host(straight.params))
     assert history.iteration_loss == expected.iteration_loss and history.val_loss == expected.val_loss
+
+
+def test_resuming_a_run_that_early_stopping_ended_trains_no_more_and_gives_its_best_weights(small, tmp_path):
+    x, y, xv, yv = small
+    kwargs = dict(epochs=30, batch_size=32, validation_data=(xv, yv), verbose=0)
+    path = tmp_path / "checkpoint.npz"
+    model = mlpx.MLP([784, 20, 10], activation="relu", seed=0, backend="numpy").compile(
+        optimizer=mlpx.optim.SGD(lr=2.0))   # too large a step: validation loss soon stops improving
+    history = fit(model, x, y, callbacks=[EarlyStopping(patience=1)], checkpoint=path, **kwargs)
+    assert history.stop_reason == "early stopping" and len(history.loss) < 30
+    best = np.argmin(history.val_loss)
+    assert best < len(history.loss) - 1        # the last epoch was worse, so best and last weights differ
+    resumed, resumed_history = checkpoint.resume(path, x, y, callbacks=[EarlyStopping(patience=1)], **kwargs)
+    assert len(resumed_history.loss) == len(history.loss)
+    assert resumed_history.stop_reason == "early stopping"
+    np.testing.assert_array_equal(resumed.params, model.params)   # fit ended on the best epoch's weights too
+    assert not np.array_equal(checkpoint.load_checkpoint(path).model.params, model.params)
