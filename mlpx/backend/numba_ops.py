@@ -41,11 +41,11 @@ class NumbaOps(NumpyOps):
     def bias_act_forward(self, z_bo, bias_o, act, out_bo, alpha=0.0):
         if act in ("sigmoid", "tanh"):  # NumPy's SIMD tanh beats a scalar loop
             return super().bias_act_forward(z_bo, bias_o, act, out_bo, alpha)
-        nk.bias_act_forward(z_bo, bias_o, ACT_CODES[act], z_bo.dtype.type(alpha), out_bo)
+        nk.bias_act_forward(z_bo, bias_o, ACT_CODES[act], float(alpha), out_bo)
         return out_bo
 
     def act_backward_bias_grad(self, dy_bo, y_bo, act, dz_out_bo, db_out_o, alpha=0.0):
-        nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], dy_bo.dtype.type(alpha), dz_out_bo, db_out_o)
+        nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], float(alpha), dz_out_bo, db_out_o)
 
     def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
@@ -58,25 +58,22 @@ class NumbaOps(NumpyOps):
 
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
-        f = params.dtype.type
-        nk.sgd_update(params, grads, velocity, f(lr), f(momentum), f(1.0 - dampening), bool(nesterov),
-                      f(weight_decay), bool(first_step), _tiny(params))
+        nk.sgd_update(params, grads, velocity, float(lr), float(momentum), 1.0 - dampening, bool(nesterov),
+                      float(weight_decay), bool(first_step), _tiny(params))
 
     def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
                        weight_decay, momentum, centered):
-        f = params.dtype.type
-        nk.rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, f(lr), f(alpha), f(1.0 - alpha),
-                          f(eps), f(weight_decay), f(momentum), bool(centered), _tiny(params))
+        nk.rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, float(lr), float(alpha), 1.0 - alpha,
+                          float(eps), float(weight_decay), float(momentum), bool(centered), _tiny(params))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
                     step):
-        f = params.dtype.type
-        nk.adam_update(params, grads, exp_avg, exp_avg_sq, f(lr / (1.0 - beta1 ** step)), f(beta1), f(1.0 - beta1),
-                       f(beta2), f(1.0 - beta2), f(eps), f(weight_decay), f(1.0 / (1.0 - beta2 ** step) ** 0.5),
+        nk.adam_update(params, grads, exp_avg, exp_avg_sq, lr / (1.0 - beta1 ** step), float(beta1), 1.0 - beta1,
+                       float(beta2), 1.0 - beta2, float(eps), float(weight_decay), 1.0 / (1.0 - beta2 ** step) ** 0.5,
                        _tiny(params))
 
 
-_TINY = {np.dtype(t): np.finfo(t).tiny for t in (np.float32, np.float64)}
+_TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
 def _tiny(array):
