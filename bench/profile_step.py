@@ -126,7 +126,7 @@ def profile_floor(n_samples: int, batch: int = BATCH) -> dict:
     return {"epoch_seconds": total, "ops": {k: {"seconds": v} for k, v in floor.seconds.items()}}
 
 
-def gemm_libraries(threads: int, batches=(64, 1024), repeat: int = 30) -> list[dict]:
+def gemm_libraries(threads: int, batches=(64, 1024, 4096), repeat: int = 10) -> list[dict]:
     """The forward products of the reference network through NumPy's BLAS and through PyTorch's (MKL on x86),
     same shapes, same threads, preallocated outputs: which library multiplies faster at which batch size."""
     try:
@@ -188,7 +188,7 @@ def markdown(results: dict) -> str:
                   f"{100 * prof['remainder_seconds'] / total:.1f} | | |",
                   f"| (timer overhead, subtracted) | | {prof['wrapper_seconds']:.3f} | | | |", ""]
     if results.get("gemm_libraries"):
-        lines += ["### The same products through NumPy's BLAS and PyTorch's (best of 3 x 30 calls)", "",
+        lines += ["### The same products through NumPy's BLAS and PyTorch's (best of 3 x 10 calls)", "",
                   "| product | NumPy us | PyTorch us | NumPy / PyTorch |", "|---|---:|---:|---:|"]
         lines += [f"| {r['shape']} | {r['numpy_us']:.1f} | {r['torch_us']:.1f} | {r['numpy_us'] / r['torch_us']:.2f} |"
                   for r in results["gemm_libraries"]]
