@@ -128,9 +128,13 @@ def summarize(times: dict, built: dict, n_train: int) -> list[dict]:
 
 
 def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    """The short commit hash, with "-dirty" when tracked files differ from it (the numbers then belong to no commit)."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if commit and git("status", "--porcelain", "--untracked-files=no") else "")
     except OSError:
         return "unknown"
 
