@@ -111,9 +111,11 @@ def time_rows(clients: dict, built: dict, rounds: int, warmup: int) -> tuple[dic
 
 
 def summarize(times: dict, built: dict, n_train: int) -> list[dict]:
-    """Median, spread and ratios per row (ratio to mlpx NumPy SGD and to the BLAS floor)."""
+    """Median, spread and ratios per row (ratio to mlpx NumPy SGD and to the BLAS floor; the paired ratio is the
+    median over rounds of epoch / floor in the same round, which cancels the machine's slow drift)."""
     medians = {name: statistics.median(t) for name, t in times.items()}
     base, floor = medians.get("mlpx-numpy"), medians.get("blas-floor")
+    floor_rounds = times.get("blas-floor")
     table = []
     for name, report in built.items():
         entry = {"name": name, **{k: v for k, v in report.items() if k not in ("ok",)}}
@@ -122,6 +124,8 @@ def summarize(times: dict, built: dict, n_train: int) -> list[dict]:
             entry.update(rounds=t, median_s=med, min_s=min(t), max_s=max(t), spread=(max(t) - min(t)) / med,
                          samples_per_s=n_train / med, ratio_to_mlpx=med / base if base else None,
                          ratio_to_floor=med / floor if floor else None,
+                         ratio_to_floor_paired=(statistics.median(a / b for a, b in zip(t, floor_rounds))
+                                                if floor_rounds else None),
                          scaled=report.get("samples", n_train) < n_train)
         table.append(entry)
     return table

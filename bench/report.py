@@ -14,14 +14,14 @@ def _fmt_ratio(value) -> str:
 def table_markdown(results: dict) -> str:
     """The main table: seconds per epoch, samples per second, ratios to mlpx NumPy (SGD) and to the BLAS floor."""
     lines = ["| system | s/epoch (median) | spread (min-max) | samples/s | vs mlpx NumPy | vs BLAS floor | "
-             "vs floor, best rounds |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "vs floor, paired rounds | vs floor, best rounds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     floor_min = next((r["min_s"] for r in results["table"] if r["name"] == "blas-floor" and "min_s" in r), None)
     notes = []
     for row in results["table"]:
         label = row.get("label", row["name"])
         if "median_s" not in row:
             why = row.get("unavailable") or row.get("failed") or "not run"
-            lines.append(f"| {label} | not run: {why} | | | | | |")
+            lines.append(f"| {label} | not run: {why} | | | | | | |")
             continue
         if row.get("scaled"):
             label += f" (*)"
@@ -30,7 +30,10 @@ def table_markdown(results: dict) -> str:
         lines.append(f"| {label} | {row['median_s']:.3f} | {row['min_s']:.3f}-{row['max_s']:.3f} "
                      f"({100 * row['spread']:.0f}%) | {row['samples_per_s']:,.0f} | "
                      f"{_fmt_ratio(row['ratio_to_mlpx'])} | {_fmt_ratio(row['ratio_to_floor'])} | "
+                     f"{_fmt_ratio(row.get('ratio_to_floor_paired'))} | "
                      f"{_fmt_ratio(row['min_s'] / floor_min if floor_min else None)} |")
+    notes.append("Paired rounds: median over rounds of the system's epoch over the floor's epoch of the same round "
+                 "(the machine's speed drifts between rounds; a pair is timed seconds apart).")
     notes.append("Best rounds: fastest round of the system over fastest round of the floor (interference from other "
                  "processes only ever adds time, so minima are the least disturbed estimate).")
     return "\n".join(lines + [""] + notes)

@@ -65,12 +65,16 @@ def test_runner_end_to_end_writes_table_json_and_chart(tmp_path):
 
 
 def test_summary_ratios_and_the_slower_than_sentence():
-    times = {"mlpx-numpy": [2.0, 2.2, 1.8], "torch-eager": [1.0, 1.1, 0.9], "blas-floor": [0.5, 0.5, 0.6]}
+    times = {"mlpx-numpy": [2.0, 2.2, 1.8], "torch-eager": [1.0, 1.1, 0.9], "blas-floor": [0.4, 0.5, 0.6]}
     built = {name: {"ok": True, "label": name, "samples": 60000} for name in times}
     table = compare.summarize(times, built, 60000)
     rows = {row["name"]: row for row in table}
     assert rows["torch-eager"]["ratio_to_mlpx"] == pytest.approx(0.5)
     assert rows["mlpx-numpy"]["ratio_to_floor"] == pytest.approx(4.0)
+    # per round 5.0, 4.4, 3.0: the median of the same-round ratios, not a ratio of medians
+    assert rows["mlpx-numpy"]["ratio_to_floor_paired"] == pytest.approx(4.4)
+    assert rows["torch-eager"]["ratio_to_floor_paired"] == pytest.approx(2.2)
+    assert "| 4.00x | 4.40x | 4.50x |" in report.table_markdown({"table": table, "train_samples": 60000})
     assert rows["mlpx-numpy"]["spread"] == pytest.approx(0.2)
     assert rows["torch-eager"]["samples_per_s"] == pytest.approx(60000)
     lines = report.slower_than_peers({"table": table})
