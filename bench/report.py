@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from mlpx._io import atomic_write, atomic_write_text
+from mlpx.plot import _figure  # an Agg figure without pyplot's global state (dpi 100)
 
 
 def _fmt_ratio(value) -> str:
@@ -129,14 +130,10 @@ def full_markdown(results: dict) -> str:
 
 
 def bar_chart(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [r for r in results["table"] if "median_s" in r]
     rows.sort(key=lambda r: r["median_s"])
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4), dpi=100)
+    fig = _figure(8, 0.45 * len(rows) + 1.4)
+    ax = fig.subplots()
     names = [r["name"] + (" (*)" if r.get("scaled") else "") for r in rows]
     medians = [r["median_s"] for r in rows]
     errors = [[r["median_s"] - r["min_s"] for r in rows], [r["max_s"] - r["median_s"] for r in rows]]
@@ -147,8 +144,9 @@ def bar_chart(results: dict, path: Path) -> None:
     ax.set_xlabel("seconds per epoch (log scale; median, bars min-max)")
     ax.set_title(f"One epoch of {'-'.join(map(str, results['network']))}, batch {results['batch']}, "
                  f"{results['threads']} threads")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))   # 1, 2, 5, 10, 20, 50 s: readable on a log axis
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     for y, (value, row) in enumerate(zip(medians, rows)):
@@ -157,16 +155,11 @@ def bar_chart(results: dict, path: Path) -> None:
     ax.invert_yaxis()
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
 
 
 def scaling_plot(scaling: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    fig = _figure(10, 4)
+    left, right = fig.subplots(1, 2)
     for system in scaling["systems"]:
         pts = [p for p in scaling["points"] if p["system"] == system]
         by_batch = sorted((p["batch"], p["samples_per_s"]) for p in pts if p["width"] == 1.0)
@@ -187,7 +180,6 @@ def scaling_plot(scaling: dict, path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
 
 
 def write_all(results: dict, out: Path) -> list[Path]:
