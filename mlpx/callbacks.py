@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ._checks import check_positive_int
+
 
 class Callback:
     """Hooks into ``fit``; return True from ``on_epoch_end`` to stop training."""
@@ -43,8 +45,7 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = True):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be a positive integer, got {patience!r}")
+        patience = check_positive_int(patience, "EarlyStopping: patience")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if not min_delta >= 0:
@@ -128,8 +129,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, step_size: int, gamma: float = 0.1):
         super().__init__()
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer (epochs), got {step_size!r}")
+        step_size = check_positive_int(step_size, "StepLR: step_size (epochs)")
         if not 0 < gamma <= 1:
             raise ValueError(f"StepLR: gamma must lie in (0, 1], got {gamma!r}")
         self.step_size, self.gamma = step_size, float(gamma)
@@ -143,8 +143,7 @@ class CosineLR(LRScheduler):
 
     def __init__(self, t_max: int, eta_min: float = 0.0):
         super().__init__()
-        if isinstance(t_max, bool) or not isinstance(t_max, int) or t_max < 1:
-            raise ValueError(f"CosineLR: t_max must be a positive integer (epochs), got {t_max!r}")
+        t_max = check_positive_int(t_max, "CosineLR: t_max (epochs)")
         if not eta_min >= 0:
             raise ValueError(f"CosineLR: eta_min must be >= 0, got {eta_min!r}")
         self.t_max, self.eta_min = t_max, float(eta_min)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 
+from ._checks import check_positive_int
+
 
 class InlineExecutor(Executor):
     """Runs each task at submit time in this process (``--jobs 1``): no pickling, no worker start-up."""
@@ -45,8 +47,7 @@ def parse_executor(spec: str) -> tuple[str, str | None]:
 @contextmanager
 def make_executor(spec: str = "processes", jobs: int = 1, timeout: float = 30.0):
     """A context manager yielding the executor named by ``spec`` (see the module docstring)."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs: expected a positive integer, got {jobs!r}")
+    jobs = check_positive_int(jobs, "--jobs")
     kind, address = parse_executor(spec)
     if kind == "processes":
         if jobs == 1:

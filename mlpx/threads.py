@@ -2,13 +2,14 @@
 3-6x, so benchmarks and parallel workers pin the count."""
 from __future__ import annotations
 
+from ._checks import check_positive_int
+
 
 def set_num_threads(n: int) -> None:
     """Limit the BLAS libraries loaded in this process to ``n`` threads (for the rest of the process)."""
     from threadpoolctl import threadpool_limits
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    n = check_positive_int(n, "set_num_threads: n")
     global _limiter
     _limiter = threadpool_limits(limits=n, user_api="blas")
 

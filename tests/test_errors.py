@@ -109,3 +109,15 @@ def test_predict_proba_needs_a_softmax_head():
     m = mlpx.MLP([4, 3, 2], output="identity", backend="numpy")
     with pytest.raises(ValueError, match="softmax output head"):
         m.predict_proba(X)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: mlpx.callbacks.EarlyStopping(patience=0), r"EarlyStopping: patience must be a positive integer, got 0"),
+    (lambda: mlpx.callbacks.EarlyStopping(patience=True), r"patience must be a positive integer, got True"),
+    (lambda: mlpx.callbacks.StepLR(1.5), r"StepLR: step_size \(epochs\) must be a positive integer, got 1.5"),
+    (lambda: mlpx.callbacks.CosineLR(-2), r"CosineLR: t_max \(epochs\) must be a positive integer, got -2"),
+    (lambda: mlpx.threads.set_num_threads(0), r"set_num_threads: n must be a positive integer, got 0"),
+])
+def test_counts_that_must_be_positive_integers_say_so(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

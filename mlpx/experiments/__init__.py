@@ -12,6 +12,7 @@ import time
 from concurrent.futures import as_completed
 
 from .. import datasets
+from .._checks import check_positive_int
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 SGD = {"name": "sgd", "lr": 0.01}
@@ -185,9 +186,7 @@ def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int =
 
     experiment_configs(name)  # fails early, naming the experiments, on an unknown name
     description = EXPERIMENTS[name][0]
-    for value, what in ((epochs, "--epochs"), (seeds, "--seeds")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what}: expected a positive integer, got {value!r}")
+    epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
     data = _data_spec(dataset, data_dir, subset, sample)
     tasks = make_tasks(name, epochs, seeds, data, blas_threads, backend)
     start = time.perf_counter()
