@@ -109,14 +109,17 @@ class MLP:
 
     def _allocate_parameters(self) -> None:
         """One flat buffer for all parameters and one for their gradients, with per-layer views into both."""
-        shapes = self.parameter_shapes()
-        total = sum(int(np.prod(s)) for s in shapes)
+        total = sum(int(np.prod(s)) for s in self.parameter_shapes())
         self.params = self.ops.zeros(total, self.dtype)
         self.grads = self.ops.zeros(total, self.dtype)
+        self._make_views()
+
+    def _make_views(self) -> None:
+        """The per-layer views into the flat buffers (``W``, ``b``, ``dW``, ``db``) and the batch buffer cache."""
         self._param_views, self._grad_views = [], []
         self._bias_ranges = []  # (start, stop) of each bias in the flat buffers
         offset = 0
-        for shape in shapes:
+        for shape in self.parameter_shapes():
             size = int(np.prod(shape))
             if len(shape) == 1:
                 self._bias_ranges.append((offset, offset + size))
@@ -126,6 +129,16 @@ class MLP:
         self.W, self.b = self._param_views[0::2], self._param_views[1::2]
         self.dW, self.db = self._grad_views[0::2], self._grad_views[1::2]
         self._buffers: dict[int, dict] = {}
+
+    def __getstate__(self) -> dict:
+        """Pickle and deepcopy keep the flat buffers and rebuild the views: copied views would come apart from
+        the buffers (training would update one and read the other)."""
+        views = ("_param_views", "_grad_views", "_bias_ranges", "W", "b", "dW", "db", "_buffers")
+        return {key: value for key, value in self.__dict__.items() if key not in views}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_views()
 
     def get_weights(self) -> list[np.ndarray]:
         """[W1, b1, W2, b2, ...] as NumPy arrays (copies), W shaped (in, out)."""

@@ -174,3 +174,26 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         model.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.parametrize("clone", ["pickle", "deepcopy"])
+def test_a_copied_model_keeps_its_views_on_its_own_flat_buffers(clone):
+    """Copied views would come apart from the flat buffer: the optimizer would update one, the forward read the
+    other. The copy must train exactly like the original, and never touch it."""
+    import copy
+    import pickle
+
+    from mlpx.backend.numpy_ops import NumpyOps
+
+    x, y = np.random.default_rng(1).random((40, 5)), np.arange(40) % 3
+    model = mlpx.MLP([5, 4, 3], seed=2, dtype="float64", backend=NumpyOps())
+    model.compile(optimizer=mlpx.optim.Adam(lr=0.05))
+    model.train_step(x, y)
+    twin = pickle.loads(pickle.dumps(model)) if clone == "pickle" else copy.deepcopy(model)
+    before = model.params.copy()
+    assert all(np.shares_memory(w, twin.params) for w in twin.W + twin.b)
+    twin.train_step(x, y)
+    np.testing.assert_array_equal(model.params, before)        # the original is untouched
+    model.train_step(x, y)
+    np.testing.assert_array_equal(twin.params, model.params)
+    np.testing.assert_array_equal(twin.W[0], model.W[0])

@@ -132,3 +132,20 @@ def test_folding_falls_back_to_numpy_without_a_reachable_blas(monkeypatch):
     ops2 = NumbaOps()
     ops2.gemm_accumulate(np.ones((4, 3)), np.ones((4, 2)), strided, -0.5, 1.0, trans_a=True)
     np.testing.assert_array_equal(strided, np.full((3, 2), -1.0))
+
+
+def test_a_model_on_numba_ops_pickles_and_deep_copies_and_trains_on_identically():
+    """NumbaOps holds ctypes function pointers into NumPy's BLAS; they are looked up again, not copied."""
+    import copy
+    import pickle
+
+    x, y = np.random.default_rng(0).random((32, 6), dtype=np.float32), np.arange(32) % 3
+    model = mlpx.MLP([6, 5, 3], seed=0, backend=NumbaOps()).compile(optimizer=mlpx.optim.SGD(lr=0.1))
+    model.train_step(x, y)
+    clones = [pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    for clone in clones:
+        assert clone.ops.fast_gemm_accumulate == model.ops.fast_gemm_accumulate
+    for m in [model, *clones]:
+        m.train_step(x, y)
+    for clone in clones:
+        np.testing.assert_array_equal(clone.params, model.params)

@@ -34,6 +34,10 @@ class Cblas:
                                                                    ctypes.c_void_p, int_type])
             self._gemm[np.dtype(dtype)] = fn
 
+    def __reduce__(self):
+        """Pickled (or deep-copied) as "NumPy's BLAS of the process that loads it": function pointers do not travel."""
+        return numpy_cblas, ()
+
     def gemm(self, a, b, c, alpha: float, beta: float, trans_a: bool = False, trans_b: bool = False) -> bool:
         """c = alpha * op(a) @ op(b) + beta * c in place; op transposes where asked.
 

@@ -20,7 +20,10 @@ class NumbaOps(NumpyOps):
 
     def __init__(self):
         self._cblas = numpy_cblas()
-        self.fast_gemm_accumulate = self._cblas is not None
+
+    @property
+    def fast_gemm_accumulate(self) -> bool:
+        return self._cblas is not None
 
     def gemm_accumulate(self, a, b, out, alpha, beta, trans_a=False, trans_b=False):
         """NumPy's own BLAS gemm with alpha and beta, no temporary; the reference where it is not reachable."""
