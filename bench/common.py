@@ -94,10 +94,10 @@ def numba_threads() -> int | None:
 
 def blas_description() -> list[dict]:
     """Loaded BLAS libraries: library, version, kernel (architecture), threading layer, threads."""
-    from threadpoolctl import threadpool_info
+    from mlpx.threads import blas_info
 
     keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "filepath")
-    return [{k: info.get(k) for k in keep} for info in threadpool_info() if info.get("user_api") == "blas"]
+    return [{k: info.get(k) for k in keep} for info in blas_info()]
 
 
 def cpu_model() -> str:

@@ -90,10 +90,12 @@ class SGD(Optimizer):
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
 
-    def _update(self, ops, params, grads):
-        ops.sgd_update(params, grads, self.state["velocity"], self._scratch, lr=self.lr, momentum=self.momentum,
-                       dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
-                       first_step=self.step_count == 1)
+    def _update(self, ops, params, grads, part=slice(None)):
+        """The update of ``params[part]`` (all of it, or one range left by the fold, see :meth:`step_ranges`)."""
+        scratch = None if self._scratch is None else self._scratch[part]
+        ops.sgd_update(params[part], grads[part], self.state["velocity"][part], scratch, lr=self.lr,
+                       momentum=self.momentum, dampening=self.dampening, nesterov=self.nesterov,
+                       weight_decay=self.weight_decay, first_step=self.step_count == 1)
 
     def folded_weight_update(self, ops):
         """Plain SGD (no momentum) folds into the weight-gradient gemm: ``W <- (1 - lr wd) W - lr a^T delta``.
@@ -108,12 +110,8 @@ class SGD(Optimizer):
     def step_ranges(self, ops, params, grads, ranges):
         self._ensure_state(ops, params)
         self.step_count += 1
-        velocity, scratch = self.state["velocity"], self._scratch
         for start, stop in ranges:
-            ops.sgd_update(params[start:stop], grads[start:stop], velocity[start:stop],
-                           None if scratch is None else scratch[start:stop], lr=self.lr, momentum=self.momentum,
-                           dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
-                           first_step=self.step_count == 1)
+            self._update(ops, params, grads, slice(start, stop))
 
     def get_config(self):
         return {"name": self.name, "lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,

@@ -24,7 +24,6 @@ class Cblas:
     """``gemm`` for float32 and float64 through one loaded BLAS library."""
 
     def __init__(self, library: ctypes.CDLL, spelling: str, int_type) -> None:
-        self.int_type = int_type
         self._gemm = {}
         for letter, dtype, scalar in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
             fn = getattr(library, spelling.format(letter))
@@ -65,10 +64,10 @@ class Cblas:
 @functools.lru_cache(maxsize=None)
 def numpy_cblas() -> Cblas | None:
     """The BLAS NumPy's matmul uses, or None where it cannot be found (then nothing here is used)."""
+    from ..threads import blas_info
+
     try:
-        from threadpoolctl import threadpool_info
-        np.ones((2, 2)) @ np.ones((2, 2))  # make sure NumPy's BLAS is loaded and visible to threadpoolctl
-        paths = [info["filepath"] for info in threadpool_info() if info.get("user_api") == "blas"]
+        paths = [info["filepath"] for info in blas_info()]
     except Exception:  # threadpoolctl missing or failing: no fast path, never an error
         return None
     # NumPy's own copy (wheels keep it under numpy.libs or numpy/.dylibs); else the only BLAS loaded (conda).
