@@ -139,7 +139,8 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
     history = history if history is not None else History()
     history.stop_reason = None
     loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples)
-    with _stop_on_ctrl_c(verbose) as stop:
+    parameter_pass = model.optimizer.folded_weight_update(model.ops) is None
+    with _stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(parameter_pass):
         for cb in callbacks:
             cb.on_train_begin(model)
         try:

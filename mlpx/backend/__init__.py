@@ -133,6 +133,17 @@ def warmup(backend=None) -> dict:
     return {"backend": ops.name, "seconds": seconds}
 
 
+def _thread_sharing(cpu_ops) -> str:
+    if type(cpu_ops).__name__ != "NumbaOps":
+        return "OpenBLAS keeps its own threads (NumpyOps has no parallel kernels)"
+    from .blas_pool import unavailable_reason
+
+    why_not = unavailable_reason()
+    if why_not is None:
+        return "fit shares OpenBLAS's threads with the optimizer kernels (mlpx.backend.blas_pool)"
+    return f"OpenBLAS keeps its own threads, optimizer kernels run serially: {why_not}"
+
+
 def backend_report() -> dict:
     """What ``mlpx info`` prints about backends: which can run here and why not, the default choice, the GPU,
     where compiled kernels are cached and how long compiling them took (this compiles them when CuPy can run)."""
@@ -148,6 +159,7 @@ def backend_report() -> dict:
               "emulated": (f"available (C++ compiler {compiler()})" if compiler() else
                            "unavailable: no C++ compiler (g++) for the CPU emulation of the kernels"),
               "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
+              "numpy_threads": _thread_sharing(cpu),
               "emulated_kernel_cache": str(kernel_cache_dir())}
     if usable:
         from .device import CupyDevice

@@ -62,8 +62,8 @@ class Cblas:
 
 
 @functools.lru_cache(maxsize=None)
-def numpy_cblas() -> Cblas | None:
-    """The BLAS NumPy's matmul uses, or None where it cannot be found (then nothing here is used)."""
+def numpy_blas_library() -> ctypes.CDLL | None:
+    """The BLAS library NumPy's matmul uses, opened with ctypes, or None where it cannot be told apart."""
     from ..threads import blas_info
 
     try:
@@ -75,10 +75,17 @@ def numpy_cblas() -> Cblas | None:
     own = [path for path in paths if "numpy" in path]
     for path in own or (paths if len(paths) == 1 else []):
         try:
-            library = ctypes.CDLL(path)
+            return ctypes.CDLL(path)
         except OSError:
             continue
-        for spelling, int_type in _SPELLINGS:
-            if hasattr(library, spelling.format("s")) and hasattr(library, spelling.format("d")):
-                return Cblas(library, spelling, int_type)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def numpy_cblas() -> Cblas | None:
+    """The BLAS NumPy's matmul uses, or None where it cannot be found (then nothing here is used)."""
+    library = numpy_blas_library()
+    for spelling, int_type in _SPELLINGS:
+        if library is not None and hasattr(library, spelling.format("s")) and hasattr(library, spelling.format("d")):
+            return Cblas(library, spelling, int_type)
     return None

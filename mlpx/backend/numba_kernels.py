@@ -6,8 +6,10 @@ flat parameter buffer. NumPy would need 2-12 separate passes for each, and on a 
 matrix products, dominated an epoch. Formulas are the same as the NumPy reference (mlpx/activations.py and
 NumpyOps), written per element; activation codes (mlpx.activations.ACT_CODES): 0 sigmoid, 1 tanh, 2 relu,
 3 leaky_relu, 4 identity.
-Compiled on first use and cached on disk by Numba (``cache=True``). Single-threaded on purpose: Numba's thread pool
-and OpenBLAS's spinning threads fight over the cores (measured: 5x slower steps); error_model="numpy" drops the
+Compiled on first use and cached on disk by Numba (``cache=True``). Single-threaded, except the optimizer kernels'
+``*_parallel`` twins, which run only while mlpx.backend.blas_pool has OpenBLAS's jobs on Numba's own threads:
+otherwise Numba's thread pool and OpenBLAS's spinning threads fight over the cores (measured: 5x slower steps),
+and the other kernels are too short to split (64 rows a step). error_model="numpy" drops the
 division-by-zero checks that kept LLVM from vectorizing the loops (measured: Adam pass 2.2 ms -> 0.56 ms). No
 fastmath: fused multiply-adds changed the rounding of near-cancelling updates away from the NumPy reference.
 Kernels that may run in place (out is the input) first copy each input row to a small local array: LLVM vectorizes
@@ -20,9 +22,10 @@ time a NumPy scalar takes (~0.2 vs ~1 us each; Adam has ten).
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True, error_model="numpy")
@@ -168,10 +171,15 @@ def identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats):
 # thousands of entries reached the subnormal range within an epoch; arithmetic on subnormals is slow on x86, and the
 # Adam step grew from 0.6 ms to 2.6 ms (measured). So state values below the smallest normal number (``tiny``) are
 # stored as zero, as the GPU kernels do (CuPy compiles with -ftz=true); the difference is below 1.2e-38 in float32.
+# The optimizer loops use prange: the kernels below are serial (prange is range there), and each has a twin compiled
+# with parallel=True (``*_parallel``) that splits the loop over Numba's threads; NumbaOps uses the twins only while
+# mlpx.backend.blas_pool shares OpenBLAS's threads with Numba (see there why only then). Elementwise: the twins give
+# the same bits.
 @njit(cache=True, error_model="numpy", inline="always")
 def _flush(x, tiny):
-    """x, or zero when x is subnormal (|x| < tiny); NaN and infinities pass unchanged."""
-    return (tiny - tiny) if abs(x) < tiny else x
+    """x, or zero when x is subnormal (|x| < tiny); NaN and infinities pass unchanged.
+    A multiply, not a branch: LLVM vectorizes it in the parallel twins as well (a branch there: 2.3x slower)."""
+    return x * (abs(x) >= tiny)
 
 
 @njit(cache=True, error_model="numpy")
@@ -180,7 +188,7 @@ def sgd_update(params, grads, velocity, lr, momentum, one_minus_dampening, neste
     cast = params.dtype.type
     lr, momentum, one_minus_dampening, weight_decay, tiny = (cast(lr), cast(momentum), cast(one_minus_dampening),
                                                              cast(weight_decay), cast(tiny))
-    for i in range(params.shape[0]):
+    for i in prange(params.shape[0]):
         g = grads[i] + weight_decay * params[i]
         if momentum != 0:
             v = _flush(g if first_step else momentum * velocity[i] + one_minus_dampening * g, tiny)
@@ -195,7 +203,7 @@ def rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha,
     cast = params.dtype.type
     lr, alpha, one_minus_alpha, eps = cast(lr), cast(alpha), cast(one_minus_alpha), cast(eps)
     weight_decay, momentum, tiny = cast(weight_decay), cast(momentum), cast(tiny)
-    for i in range(params.shape[0]):
+    for i in prange(params.shape[0]):
         g = grads[i] + weight_decay * params[i]
         sq = _flush(alpha * square_avg[i] + (g * g) * one_minus_alpha, tiny)
         square_avg[i] = sq
@@ -218,10 +226,24 @@ def adam_update(params, grads, exp_avg, exp_avg_sq, step_size, beta1, one_minus_
     step_size, beta1, one_minus_beta1, beta2 = cast(step_size), cast(beta1), cast(one_minus_beta1), cast(beta2)
     one_minus_beta2, eps, weight_decay = cast(one_minus_beta2), cast(eps), cast(weight_decay)
     inv_bias_correction2_sqrt, tiny = cast(inv_bias_correction2_sqrt), cast(tiny)
-    for i in range(params.shape[0]):
+    for i in prange(params.shape[0]):
         g = grads[i] + weight_decay * params[i]
         m = _flush(beta1 * exp_avg[i] + one_minus_beta1 * g, tiny)
         v = _flush(beta2 * exp_avg_sq[i] + (g * g) * one_minus_beta2, tiny)
         exp_avg[i] = m
         exp_avg_sq[i] = v
         params[i] -= (m / (math.sqrt(v) * inv_bias_correction2_sqrt + eps)) * step_size
+
+
+def _parallel_twin(kernel):
+    """``kernel`` compiled with parallel=True, under its own name: Numba's disk cache keys entries by name and would
+    otherwise hand the parallel build the serial one's machine code (seen with numba 0.68)."""
+    fn = kernel.py_func
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    return njit(cache=True, error_model="numpy", parallel=True)(twin)
+
+
+sgd_update_parallel = _parallel_twin(sgd_update)
+rmsprop_update_parallel = _parallel_twin(rmsprop_update)
+adam_update_parallel = _parallel_twin(adam_update)

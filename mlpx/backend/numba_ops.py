@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import ACT_CODES
+from . import blas_pool
 from . import numba_kernels as nk
 from .cblas import numpy_cblas
 from .numpy_ops import NumpyOps
@@ -30,6 +31,11 @@ class NumbaOps(NumpyOps):
         if self._cblas is None or not self._cblas.gemm(a, b, out, alpha, beta, trans_a, trans_b):
             super().gemm_accumulate(a, b, out, alpha, beta, trans_a, trans_b)
         return out
+
+    def training_threads(self, parameter_pass: bool):
+        """Share OpenBLAS's threads with the optimizer kernels while ``fit`` trains, when the optimizer has a
+        parameter pass to split (see mlpx.backend.blas_pool); otherwise OpenBLAS keeps its own threads."""
+        return blas_pool.shared_threads(wanted=parameter_pass)
 
     def take_rows(self, src, index, out):
         if src.ndim == 2:
@@ -61,19 +67,22 @@ class NumbaOps(NumpyOps):
 
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
-        nk.sgd_update(params, grads, velocity, float(lr), float(momentum), 1.0 - dampening, bool(nesterov),
-                      float(weight_decay), bool(first_step), _tiny(params))
+        kernel = nk.sgd_update_parallel if blas_pool.sharing() else nk.sgd_update
+        kernel(params, grads, velocity, float(lr), float(momentum), 1.0 - dampening, bool(nesterov),
+               float(weight_decay), bool(first_step), _tiny(params))
 
     def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
                        weight_decay, momentum, centered):
-        nk.rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, float(lr), float(alpha), 1.0 - alpha,
-                          float(eps), float(weight_decay), float(momentum), bool(centered), _tiny(params))
+        kernel = nk.rmsprop_update_parallel if blas_pool.sharing() else nk.rmsprop_update
+        kernel(params, grads, square_avg, grad_avg, momentum_buf, float(lr), float(alpha), 1.0 - alpha,
+               float(eps), float(weight_decay), float(momentum), bool(centered), _tiny(params))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
                     step):
-        nk.adam_update(params, grads, exp_avg, exp_avg_sq, lr / (1.0 - beta1 ** step), float(beta1), 1.0 - beta1,
-                       float(beta2), 1.0 - beta2, float(eps), float(weight_decay), 1.0 / (1.0 - beta2 ** step) ** 0.5,
-                       _tiny(params))
+        kernel = nk.adam_update_parallel if blas_pool.sharing() else nk.adam_update
+        kernel(params, grads, exp_avg, exp_avg_sq, lr / (1.0 - beta1 ** step), float(beta1), 1.0 - beta1,
+               float(beta2), 1.0 - beta2, float(eps), float(weight_decay), 1.0 / (1.0 - beta2 ** step) ** 0.5,
+               _tiny(params))
 
 
 _TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float32, np.float64)}

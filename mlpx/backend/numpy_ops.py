@@ -6,6 +6,8 @@ The model, losses and optimizers call only these methods, never numpy directly, 
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import activations as act_ref
@@ -39,6 +41,11 @@ class NumpyOps:
 
     def synchronize(self) -> None:
         """Wait for queued work to finish (nothing to wait for on the CPU)."""
+
+    def training_threads(self, parameter_pass: bool):
+        """A context manager around a training run (``fit``) for backends that arrange their threads for it;
+        ``parameter_pass`` says whether the optimizer makes a pass over all parameters each step. Nothing here."""
+        return contextlib.nullcontext()
 
     def take_rows(self, src, index, out):
         """out = src[index]: gather a batch of rows into a preallocated buffer."""
