@@ -181,4 +181,5 @@ def _forget_in_child() -> None:
         _library().set_callback(None)
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+if hasattr(os, "register_at_fork"):   # (not on Windows, which has no fork)
+    os.register_at_fork(after_in_child=_forget_in_child)
