@@ -148,7 +148,9 @@ def sharing() -> bool:
 def shared_threads(wanted: bool = True):
     """Run OpenBLAS's parallel work on Numba's pool inside the block; yields the thread count, or 0 if not shared.
 
-    Nested and concurrent blocks are counted; the hook is removed when the last one ends, errors included.
+    Nested and concurrent blocks are counted; the hook is removed when the last one ends, errors included. Inside,
+    this thread's Numba thread count equals OpenBLAS's count, so each OpenBLAS job gets a thread of its own: do not
+    raise OpenBLAS's count inside the block (mlpx never does), or two jobs that wait for each other could share one.
     """
     global _users
     if not wanted or unavailable_reason() is not None:
