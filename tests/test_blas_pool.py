@@ -30,17 +30,119 @@ def pool():
 
 def installed_hook() -> int:
     """The callback OpenBLAS would call now (its global ``openblas_threads_callback_``), 0 for its own threads."""
-    return ctypes.c_void_p.in_dll(blas_pool.numpy_blas_library(), "openblas_threads_callback_").value or 0
+    try:
+        return ctypes.c_void_p.in_dll(blas_pool.numpy_blas_library(), "openblas_threads_callback_").value or 0
+    except ValueError:
+        pytest.skip("this OpenBLAS does not export openblas_threads_callback_ (the hook cannot be inspected)")
+
+
+def run_script(script: str) -> None:
+    """Run ``script`` in a fresh interpreter with a time limit: a hang (two OpenBLAS jobs on one thread wait for
+    each other for ever) fails the test instead of freezing the suite; so does a fork in a process with threads."""
+    import subprocess
+    import sys
+
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the script hung (killed after 120 s)")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+_JOBS_ON_NUMBA_THREADS = """
+import glob, os, time
+import numpy as np
+from mlpx.backend import blas_pool
+
+def cpu_ticks(threads):
+    total = 0
+    for tid in threads:
+        fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+def threads_now():
+    return {int(os.path.basename(t)) for t in glob.glob("/proc/self/task/*")} - {os.getpid()}
+
+a = np.random.default_rng(0).random((400, 400))
+a @ a
+openblas_threads = threads_now()              # Numba's pool does not exist yet
+assert openblas_threads, "OpenBLAS started no worker thread"
+assert blas_pool.unavailable_reason() is None, blas_pool.unavailable_reason()   # starts Numba's pool
+time.sleep(0.5)                               # OpenBLAS's workers stop spinning after ~0.13 s
+numba_threads = threads_now() - openblas_threads
+with blas_pool.shared_threads():
+    before = cpu_ticks(openblas_threads), cpu_ticks(numba_threads)
+    for _ in range(300):
+        a @ a
+    after = cpu_ticks(openblas_threads), cpu_ticks(numba_threads)
+assert after[0] == before[0], f"OpenBLAS's own workers ran {after[0] - before[0]} ticks while shared"
+assert after[1] - before[1] > 5, f"Numba's threads ran only {after[1] - before[1]} ticks"
+before = cpu_ticks(openblas_threads)
+for _ in range(300):
+    a @ a
+assert cpu_ticks(openblas_threads) - before > 5, "the measurement cannot see OpenBLAS's own workers"
+
+# the optimizer kernels' parallel twins (as loaded from Numba's cache) run on Numba's threads; the serial ones not
+from mlpx.backend import numba_kernels as nk
+p, g, m, v = (np.random.default_rng(1).random(2_000_000, dtype=np.float32) for _ in range(4))
+args = (0.001, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.0, 1.0, 1e-38)
+for kernel, busy in ((nk.adam_update, False), (nk.adam_update_parallel, True)):
+    kernel(p, g, m, v, *args)
+    time.sleep(0.3)
+    before = cpu_ticks(numba_threads)
+    for _ in range(100):
+        kernel(p, g, m, v, *args)
+    ticks = cpu_ticks(numba_threads) - before
+    assert (ticks > 5) if busy else (ticks <= 1), (kernel, ticks)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to see per-thread CPU time")
+def test_openblas_jobs_really_run_on_numbas_threads(pool):
+    """While shared, OpenBLAS's own worker threads do no work and Numba's do; after, OpenBLAS's work again. And
+    the parallel optimizer twins run on Numba's threads, the serial kernels do not."""
+    run_script(_JOBS_ON_NUMBA_THREADS)
+
+
+_OTHER_THREADS = """
+import threading
+import numpy as np, numba
+from mlpx.backend import blas_pool
+a = np.random.default_rng(0).random((512, 512))
+want = a @ a
+results = []
+def product(threads, chunksize):
+    numba.set_num_threads(threads)            # fewer Numba threads than OpenBLAS jobs in this thread
+    numba.set_parallel_chunksize(chunksize)   # and a chunk size that would put two jobs in one chunk
+    results.append(np.array_equal(a @ a, want))
+    results.append(numba.get_num_threads() == threads and numba.get_parallel_chunksize() == chunksize)
+with blas_pool.shared_threads() as threads:
+    assert threads >= 2
+    for settings in ((1, 0), (1, 4), (threads, 8)):
+        worker = threading.Thread(target=product, args=settings)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), f"a product with Numba settings {settings} hung"
+    product(1, 3)                             # the sharing thread itself, settings lowered inside the block
+assert all(results), results
+"""
+
+
+def test_any_thread_with_any_numba_settings_gets_its_jobs_threads(pool):
+    """The hook is process-wide: a product from a thread whose Numba thread count is below OpenBLAS's job count, or
+    whose chunk size would merge jobs, still gets one thread per job (a hang otherwise), and its settings back."""
+    run_script(_OTHER_THREADS)
 
 
 def test_the_hook_is_set_only_inside_and_counts_nesting(pool):
     assert installed_hook() == 0 and not pool.sharing()
     with pool.shared_threads() as threads:
         assert threads == 2 and pool.sharing()
-        assert installed_hook() == pool._callback_address()
+        assert installed_hook() == pool._compiled_callback().address
         with pool.shared_threads():
-            assert installed_hook() == pool._callback_address()
-        assert installed_hook() == pool._callback_address() and pool.sharing()
+            assert installed_hook() == pool._compiled_callback().address
+        assert installed_hook() == pool._compiled_callback().address and pool.sharing()
     assert installed_hook() == 0 and not pool.sharing()
 
 
@@ -110,13 +212,19 @@ def test_parallel_optimizer_kernels_equal_the_serial_ones(n, dtype):
 
 
 def test_the_parallel_twins_are_really_parallel():
-    """The twins are separate compilations with parallel=True (Numba's disk cache once handed the parallel build
-    the serial machine code when both shared a name)."""
-    for name in ("sgd", "rmsprop", "adam"):
-        twin = getattr(nk, f"{name}_update_parallel")
-        assert twin.targetoptions.get("parallel") is True
+    """The twins are copies of the serial kernels under their own names (Numba's disk cache once handed the
+    parallel build the serial machine code when both shared a name)."""
+    p = np.ones(64, np.float32)
+    calls = {"sgd": (p, p, p, 0.1, 0.9, 1.0, False, 0.0, False, 1e-38),
+             "rmsprop": (p, p, p, p, p, 0.01, 0.99, 0.01, 1e-8, 0.0, 0.5, True, 1e-38),
+             "adam": (p, p, p, p, 0.001, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.0, 1.0, 1e-38)}
+    for name, args in calls.items():
+        serial, twin = getattr(nk, f"{name}_update"), getattr(nk, f"{name}_update_parallel")
         assert twin.py_func.__qualname__ == f"{name}_update_parallel"
-        assert twin.py_func.__code__ is getattr(nk, f"{name}_update").py_func.__code__
+        assert twin.py_func.__code__ is serial.py_func.__code__
+        for kernel in (serial, twin):
+            kernel(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    # that the cached machine code really runs on several threads: test_openblas_jobs_really_run_on_numbas_threads
 
 
 OPTIMIZERS = {
@@ -171,17 +279,39 @@ def test_refusals_name_their_reason(pool, monkeypatch):
     monkeypatch.delenv("OMP_DYNAMIC")
     with threadpool_limits(limits=1, user_api="blas"):
         assert "1 thread" in blas_pool.unavailable_reason()
-    monkeypatch.setattr(blas_pool, "_omp_pid", os.getpid() + 1)       # as seen from a forked child
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
+    assert "OMP_THREAD_LIMIT" in blas_pool.unavailable_reason()
+    monkeypatch.delenv("OMP_THREAD_LIMIT")
+    import numba
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    assert "Numba's pool has 1" in blas_pool.unavailable_reason()
+    monkeypatch.undo()
+    monkeypatch.setattr(blas_pool, "_threading_layer", lambda: "workqueue")
+    assert "'workqueue'" in blas_pool.unavailable_reason()
+
+    def no_layer():
+        raise ValueError("No threading layer could be loaded")
+    monkeypatch.setattr(blas_pool, "_threading_layer", no_layer)
+    assert "did not start (ValueError: No threading layer" in blas_pool.unavailable_reason()
+    with blas_pool.shared_threads() as threads:       # not shared, and no error: fit then runs serially
+        assert threads == 0 and not blas_pool.sharing()
+    monkeypatch.undo()
+    monkeypatch.setattr(blas_pool, "_forked_child", True)
     assert "fork" in blas_pool.unavailable_reason()
     monkeypatch.setattr(blas_pool, "_library", lambda: None)
     assert "openblas_set_threads_callback_function" in blas_pool.unavailable_reason()
 
 
-def test_a_forked_child_goes_back_to_openblas_threads(pool):
-    """The fork handler (run here by hand) removes the hook: GNU OpenMP cannot run in the child."""
+def test_a_forked_child_goes_back_to_openblas_threads(pool, monkeypatch):
+    """The fork handler (run here by hand) removes the hook and turns sharing off: Numba's pool has started in this
+    process, and GNU OpenMP cannot run in a forked child."""
+    monkeypatch.setattr(blas_pool, "_forked_child", False)   # restored afterwards: this process is no child
+    monkeypatch.setattr(blas_pool, "_lock", blas_pool._lock)
     with pool.shared_threads():
-        blas_pool._forget_in_child()
+        blas_pool._after_fork_in_child()
         assert installed_hook() == 0 and not pool.sharing()
+        assert "fork" in blas_pool.unavailable_reason()
     assert blas_pool._users == 0 and installed_hook() == 0
 
 
@@ -193,6 +323,7 @@ a = np.random.default_rng(0).random((256, 256))
 want = a @ a
 def hook():
     return ctypes.c_void_p.in_dll(blas_pool.numpy_blas_library(), "openblas_threads_callback_").value or 0
+assert blas_pool.unavailable_reason() is None, blas_pool.unavailable_reason()
 with blas_pool.shared_threads() as threads:
     assert threads >= 2 and hook() != 0
     pid = os.fork()
@@ -208,11 +339,7 @@ sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and hook() ==
 def test_a_real_fork_while_shared_leaves_a_working_child(pool):
     """fork() while the hook is set: the child multiplies on OpenBLAS's own threads and exits normally. (In a
     fresh interpreter: the test process may hold other libraries' threads, which fork does not copy.)"""
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    run_script(_FORK_SCRIPT)
 
 
 def test_the_reference_backend_does_nothing_around_fit():

@@ -134,14 +134,17 @@ def warmup(backend=None) -> dict:
 
 
 def _thread_sharing(cpu_ops) -> str:
-    if type(cpu_ops).__name__ != "NumbaOps":
-        return "OpenBLAS keeps its own threads (NumpyOps has no parallel kernels)"
+    from .numba_ops import NumbaOps
+
+    if not isinstance(cpu_ops, NumbaOps):
+        return "no (NumpyOps has no parallel kernels)"
     from .blas_pool import unavailable_reason
 
     why_not = unavailable_reason()
     if why_not is None:
-        return "fit shares OpenBLAS's threads with the optimizer kernels (mlpx.backend.blas_pool)"
-    return f"OpenBLAS keeps its own threads, optimizer kernels run serially: {why_not}"
+        return ("yes: fit with momentum, RMSProp or Adam runs OpenBLAS's jobs and the optimizer pass on Numba's "
+                "threads (mlpx.backend.blas_pool)")
+    return f"no, the optimizer pass runs on one core: {why_not}"
 
 
 def backend_report() -> dict:
@@ -159,7 +162,7 @@ def backend_report() -> dict:
               "emulated": (f"available (C++ compiler {compiler()})" if compiler() else
                            "unavailable: no C++ compiler (g++) for the CPU emulation of the kernels"),
               "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
-              "numpy_threads": _thread_sharing(cpu),
+              "blas_thread_sharing": _thread_sharing(cpu),
               "emulated_kernel_cache": str(kernel_cache_dir())}
     if usable:
         from .device import CupyDevice

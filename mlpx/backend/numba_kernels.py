@@ -177,8 +177,9 @@ def identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats):
 # the same bits.
 @njit(cache=True, error_model="numpy", inline="always")
 def _flush(x, tiny):
-    """x, or zero when x is subnormal (|x| < tiny); NaN and infinities pass unchanged.
-    A multiply, not a branch: LLVM vectorizes it in the parallel twins as well (a branch there: 2.3x slower)."""
+    """x, or a zero of x's sign when x is subnormal (|x| < tiny), as CUDA's flush-to-zero; NaN and infinities pass
+    unchanged. A multiply, not a branch: LLVM vectorizes it in the parallel twins as well (a branch there: the Adam
+    twin took 740 us, slower than the serial kernel)."""
     return x * (abs(x) >= tiny)
 
 
