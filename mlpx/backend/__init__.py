@@ -133,10 +133,8 @@ def warmup(backend=None) -> dict:
     return {"backend": ops.name, "seconds": seconds}
 
 
-def _thread_sharing(cpu_ops) -> str:
-    from .numba_ops import NumbaOps
-
-    if not isinstance(cpu_ops, NumbaOps):
+def _thread_sharing(fused: bool) -> str:
+    if not fused:
         return "no (NumpyOps has no parallel kernels)"
     from .blas_pool import unavailable_reason
 
@@ -155,14 +153,14 @@ def backend_report() -> dict:
 
     usable, why = cupy_status()
     chosen, reason = resolve_backend(None)
-    cpu = get_ops("numpy")
-    cpu_kind = ("fused Numba CPU kernels (NumbaOps)" if type(cpu).__name__ == "NumbaOps"
+    fused = type(get_ops("numpy")).__name__ == "NumbaOps"  # (by name: importing numba_ops fails without Numba)
+    cpu_kind = ("fused Numba CPU kernels (NumbaOps)" if fused
                 else "plain NumPy reference (NumpyOps; Numba unavailable or MLPX_NUMBA=0)")
     report = {"numpy": f"available: {cpu_kind}", "cupy": "available" if usable else f"unavailable: {why}",
               "emulated": (f"available (C++ compiler {compiler()})" if compiler() else
                            "unavailable: no C++ compiler (g++) for the CPU emulation of the kernels"),
               "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
-              "blas_thread_sharing": _thread_sharing(cpu),
+              "blas_thread_sharing": _thread_sharing(fused),
               "emulated_kernel_cache": str(kernel_cache_dir())}
     if usable:
         from .device import CupyDevice
