@@ -51,4 +51,7 @@ class ForeignLoad:
             return None
         wall = time.perf_counter() - self._t0
         foreign = (busy - self._busy0) - (_process_seconds(self.pids) - self._ours0)
-        return max(0.0, foreign / wall) if wall > 0 else None
+        if wall <= 0:
+            return None
+        # /proc/stat counts in 10 ms ticks: over a short stretch the quotient can stray past the core count
+        return min(float(os.cpu_count() or 1), max(0.0, foreign / wall))

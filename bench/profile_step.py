@@ -24,10 +24,11 @@ from .floor import BlasFloor
 
 
 class OpTimer:
-    """Wraps the methods of one ops object; collects exclusive seconds and call counts per op name."""
+    """Wraps the methods of one ops object; collects exclusive seconds and call counts per op name.
+    ``clock`` is ``time.perf_counter``; tests pass a fake one to check the bookkeeping without timing."""
 
-    def __init__(self, ops):
-        self.ops, self.seconds, self.calls = ops, defaultdict(float), defaultdict(int)
+    def __init__(self, ops, clock=time.perf_counter):
+        self.ops, self.seconds, self.calls, self.clock = ops, defaultdict(float), defaultdict(int), clock
         self._stack: list[float] = []     # children's time of each open call
         self._names = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))]
 
@@ -45,11 +46,11 @@ class OpTimer:
             # gemm_accumulate is the weight-gradient product with plain SGD's update folded in (beta = 1)
             label = self.gemm_kind(kwargs) if name in ("gemm", "gemm_accumulate") else name
             self._stack.append(0.0)
-            start = time.perf_counter()
+            start = self.clock()
             try:
                 return method(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - start
+                elapsed = self.clock() - start
                 children = self._stack.pop()
                 self.seconds[label] += elapsed - children
                 self.calls[label] += 1

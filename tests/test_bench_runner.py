@@ -82,19 +82,23 @@ def test_summary_ratios_and_the_slower_than_sentence():
 
 
 def test_op_timer_charges_exclusive_time_to_nested_ops():
+    now = [0.0]                            # a fake clock that the fake ops advance: no timing involved
+
     class FakeOps:
         def outer(self):
-            time.sleep(0.02)
+            now[0] += 0.02
             self.inner()
+            now[0] += 0.005
 
         def inner(self):
-            time.sleep(0.03)
+            now[0] += 0.03
 
     ops = FakeOps()
-    with OpTimer(ops) as timer:
+    with OpTimer(ops, clock=lambda: now[0]) as timer:
         ops.outer()
-    assert timer.calls == {"outer": 1, "inner": 1}
-    assert 0.015 < timer.seconds["outer"] < 0.028 and timer.seconds["inner"] >= 0.03
+        ops.inner()
+    assert timer.calls == {"outer": 1, "inner": 2}
+    assert timer.seconds["outer"] == pytest.approx(0.025) and timer.seconds["inner"] == pytest.approx(0.06)
     assert "outer" not in vars(ops)        # methods restored
 
 
