@@ -54,3 +54,31 @@ def test_warmup_report_and_require_gpu():
     assert mlpx.warmup("cupy")["backend"] == "cupy"
     report = mlpx.backend_report()
     assert report["cupy"] == "available" and "gpu" in report and report["kernel_compile_seconds"] >= 0
+
+
+def test_host_reads_of_device_arrays_count_as_syncs_on_the_gpu():
+    """Finding 4: float(a), a.item(), a.get() on a CuPy array each wait for the device; the counting device sees
+    them, so the step budget's 0 syncs is a real 0 on the GPU too."""
+    from mlpx.backend.cupy_ops import make_cupy_ops
+
+    ops = make_cupy_ops(count_host_reads=True)
+    stats = ops.zeros(2, np.float64)
+    view = stats[1:]
+    assert view._counters is ops.counters
+    before = ops.counters.snapshot()
+    float(stats[0])
+    stats[1].item()
+    view.get()
+    ops.to_host(stats)
+    assert ops.counters.since(before)["syncs"] == 4
+
+
+def test_a_gpu_model_pickles_and_deep_copies():
+    import copy
+    import pickle
+
+    model = _model("cupy")
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert twin.backend == "cupy"
+        for a, b in zip(twin.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)

@@ -36,14 +36,46 @@ def cupy_status() -> tuple[bool, str]:
         import cupy
     except ImportError as err:
         return False, f"CuPy is not installed ({err}); install it with pip install 'mlpx[gpu]'"
+    libraries = cuda_libraries_problem(cupy)
+    also = f"; and {libraries}" if libraries else ""
     try:
         if not cupy.is_available():
             return False, ("CuPy is installed but reports no usable CUDA device (cupy.is_available() is False): "
-                           f"{_cuda_failure(cupy)}")
+                           f"{_cuda_failure(cupy)}{also}")
         cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver errors come in many classes
-        return False, f"CuPy is installed but CUDA failed: {type(err).__name__}: {err}"
-    return True, "CuPy found a CUDA device"
+        return False, f"CuPy is installed but CUDA failed: {type(err).__name__}: {err}{also}"
+    if libraries:
+        return False, f"CuPy found a CUDA device, but {libraries}"
+    return True, "CuPy found a CUDA device, and cuBLAS and NVRTC load"
+
+
+_libraries_checked: dict = {}
+
+
+def cuda_libraries_problem(cupy) -> str | None:
+    """Whether the two CUDA libraries the GPU backend needs load: cuBLAS (matrix products) and NVRTC (compiling
+    the kernels). ``cupy.is_available()`` only counts devices, and CuPy's wheels carry neither library, so without
+    this check a CuPy missing them would be chosen and fail at the first model or the first step. Needs no device;
+    checked once per process. Returns None when both load, else what is missing and how to install it."""
+    key = id(cupy)
+    if key not in _libraries_checked:
+        import importlib
+
+        problems = []
+        try:
+            importlib.import_module(f"{cupy.__name__}.cublas")
+        except Exception as err:  # ImportError "Failure finding libcublasLt.so...", or a loader error
+            problems.append(f"cuBLAS does not load ({type(err).__name__}: {str(err).strip()})")
+        try:
+            cupy.cuda.nvrtc.getVersion()     # loads libnvrtc (cupy_backends.cuda.libs.nvrtc)
+        except Exception as err:
+            problems.append(f"NVRTC does not load ({type(err).__name__}: {str(err).strip()})")
+        _libraries_checked[key] = (None if not problems else
+                                   "CuPy cannot load the CUDA libraries mlpx needs: " + "; ".join(problems) +
+                                   ". CuPy's wheels do not include them: pip install 'mlpx[gpu]' (CUDA 12) or "
+                                   "'mlpx[gpu-cuda13]' brings them, or install a CUDA toolkit")
+    return _libraries_checked[key]
 
 
 def _cuda_failure(cupy) -> str:
@@ -67,7 +99,7 @@ def _cuda_failure(cupy) -> str:
 
 def resolve_backend(name: str | None = None) -> tuple[str, str]:
     """Turn a requested backend (or None for the default) into a concrete one: (name, reason)."""
-    requested = name or _default_backend or os.environ.get("MLPX_BACKEND") or "auto"
+    requested = name or _default_backend or _env_choice("MLPX_BACKEND", BACKENDS) or "auto"
     check_backend_name(requested)
     if requested != "auto":
         return requested, f"backend {requested!r} requested"
@@ -99,9 +131,19 @@ def get_ops(name=None):
     return _ops_cache[chosen]
 
 
+def _env_choice(variable: str, accepted) -> str | None:
+    """An environment variable's value (None when unset or empty), refused unless one of ``accepted``: a typo
+    there must not silently select something else."""
+    value = os.environ.get(variable) or None
+    if value is not None and value not in accepted:
+        raise ValueError(f"the environment variable {variable} is {value!r}; expected one of "
+                         f"{', '.join(accepted)} (or leave it unset)")
+    return value
+
+
 def cpu_ops() -> NumpyOps:
     """The CPU backend: NumbaOps (fused kernels) when Numba imports and MLPX_NUMBA is not "0", else NumpyOps."""
-    if os.environ.get("MLPX_NUMBA", "1") != "0":
+    if _env_choice("MLPX_NUMBA", ("0", "1")) != "0":
         try:
             from .numba_ops import NumbaOps
         except ImportError as err:
@@ -162,13 +204,21 @@ def backend_report() -> dict:
               "default": f"{chosen} ({reason})", "kernel_sources": str(kernels_dir()),
               "blas_thread_sharing": _thread_sharing(fused),
               "emulated_kernel_cache": str(kernel_cache_dir())}
-    if usable:
-        from .device import CupyDevice
+    try:
+        import cupy
+    except ImportError:
+        return report
+    from .device import cupy_cache_note
 
-        ops = get_ops("cupy")
-        report["gpu"] = ops.device.describe()
-        report["cupy_kernel_cache"] = str(CupyDevice.cache_dir())
-        seconds = ops.warmup()
+    report["cupy_kernel_cache"] = cupy_cache_note(getattr(cupy, "__version__", "0"))
+    if usable:
+        try:
+            ops = get_ops("cupy")
+            report["gpu"] = ops.device.describe()
+            seconds = ops.warmup()
+        except Exception as err:  # a library or a compile that fails only now: report it, never a traceback
+            report["cupy"] = f"unavailable: CuPy sees a GPU but mlpx's kernels cannot run: {type(err).__name__}: {err}"
+            return report
         report["kernel_compile_seconds"] = round(ops.device.compile_seconds if ops.device.compile_seconds
                                                  is not None else seconds, 3)
     return report

@@ -15,6 +15,8 @@ import numpy as np
 from ..activations import ACT_CODES, ACTIVATIONS
 from .kernel_sources import C_TYPE_OF_DTYPE, kernel_specs
 from .numpy_ops import NumpyOps
+from .shapes import check_flat
+from .shapes import check_shapes as _check_shapes
 
 
 
@@ -22,12 +24,6 @@ def _check_act(act: str) -> int:
     if act not in ACT_CODES:
         raise ValueError(f"unknown activation {act!r}; expected one of {', '.join(ACTIVATIONS)}")
     return ACT_CODES[act]
-
-
-def _check_shapes(op: str, expected: tuple, **arrays) -> None:
-    for name, array in arrays.items():
-        if tuple(array.shape) != expected:
-            raise ValueError(f"{op}: {name} expected shape {expected}, got {tuple(array.shape)}")
 
 
 class CupyOps(NumpyOps):
@@ -39,13 +35,21 @@ class CupyOps(NumpyOps):
     MSE_MAX_BLOCKS = 16     # identity_mse: few threads, so few atomic adds into the loss accumulator
     needs_scratch = False   # the optimizer kernels keep their temporaries in registers
 
-    def __init__(self, device, max_blocks: int | None = None):
+    def __init__(self, device, max_blocks: int | None = None, remake=None):
         self.device = device
         self.xp = device.xp
         self.name = device.name          # "cupy", or "emulated" over the CPU emulation
         self.kernels = kernel_specs()
         if max_blocks is not None:
             self.MAX_BLOCKS = self.MSE_MAX_BLOCKS = int(max_blocks)
+        # How a copy of this backend is made in another process: (callable, args). The device holds the cupy
+        # module, a compiled module or a loaded library, none of which pickles; a backend is remade by name.
+        self._remake = remake or (_backend_by_name, (self.name,))
+
+    def __reduce__(self):
+        """Pickle and deepcopy by name: a model moved to another process (or copied) gets that process's backend
+        of the same kind (``get_ops("cupy")``), never a copy of the device."""
+        return self._remake
 
     @property
     def counters(self):
@@ -163,28 +167,23 @@ class CupyOps(NumpyOps):
     # Scalars are computed in double on the host exactly as the NumPy reference computes them; the launch rounds
     # them once to the parameters' precision. ``scratch`` is not needed: the kernels keep temporaries in registers.
 
-    def _check_flat(self, op: str, params, *buffers) -> None:
-        for buffer in buffers:
-            if buffer.shape != params.shape or buffer.dtype != params.dtype:
-                raise ValueError(f"{op}: every buffer must match the parameters' shape {params.shape} and dtype "
-                                 f"{params.dtype}, got {buffer.shape} {buffer.dtype}")
-
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
-        self._check_flat("sgd_update", params, grads, velocity)
+        check_flat("sgd_update", params, grads=grads, velocity=velocity)
         self._elementwise("sgd_update", params.dtype, params.size, params, grads, velocity, params.size, lr, momentum,
                           1.0 - dampening, weight_decay, int(bool(nesterov)), int(bool(first_step)))
 
     def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
                        weight_decay, momentum, centered):
-        self._check_flat("rmsprop_update", params, grads, square_avg, grad_avg, momentum_buf)
+        check_flat("rmsprop_update", params, grads=grads, square_avg=square_avg, grad_avg=grad_avg,
+                   momentum_buf=momentum_buf)
         self._elementwise("rmsprop_update", params.dtype, params.size, params, grads, square_avg, grad_avg,
                           momentum_buf, params.size, lr, alpha, 1.0 - alpha, eps, weight_decay, momentum,
                           int(bool(centered)))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
                     step):
-        self._check_flat("adam_update", params, grads, exp_avg, exp_avg_sq)
+        check_flat("adam_update", params, grads=grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
         bias_correction1 = 1.0 - beta1 ** step
         bias_correction2_sqrt = (1.0 - beta2 ** step) ** 0.5
         self._elementwise("adam_update", params.dtype, params.size, params, grads, exp_avg, exp_avg_sq, params.size,
@@ -197,19 +196,30 @@ class CupyOps(NumpyOps):
         return self.device.compile_all()
 
 
-def make_cupy_ops() -> CupyOps:
-    """CupyOps on the GPU; fails with the cause when CuPy cannot run here."""
+def _backend_by_name(name: str):
+    """The process's shared backend of that name (what an unpickled CupyOps becomes)."""
+    from . import get_ops
+
+    return get_ops(name)
+
+
+def make_cupy_ops(count_host_reads: bool = False) -> CupyOps:
+    """CupyOps on the GPU; fails with the cause when CuPy cannot run here. ``count_host_reads`` makes every host
+    read of a device array (``float(a)``, ``a.item()``, ...) count as a synchronization (step counts)."""
     from . import cupy_status
     from .device import CupyDevice
 
     usable, why = cupy_status()
     if not usable:
         raise RuntimeError(f"backend 'cupy' cannot run here: {why}")
-    return CupyOps(CupyDevice())
+    remake = (make_cupy_ops, (True,)) if count_host_reads else None
+    return CupyOps(CupyDevice(count_host_reads=count_host_reads), remake=remake)
 
 
 def make_emulated_ops(reverse_thread_order: bool = False, max_blocks: int | None = None) -> CupyOps:
     """CupyOps over the CPU emulation of the kernels (needs g++): the GPU code path, checkable without a GPU."""
     from .emulated import EmulatedDevice
 
-    return CupyOps(EmulatedDevice(reverse_thread_order), max_blocks=max_blocks)
+    variant = bool(reverse_thread_order) or max_blocks is not None
+    remake = (make_emulated_ops, (bool(reverse_thread_order), max_blocks)) if variant else None
+    return CupyOps(EmulatedDevice(reverse_thread_order), max_blocks=max_blocks, remake=remake)

@@ -108,6 +108,19 @@ class EmulatedArray(np.ndarray):
     def tolist(self):
         return self._host().tolist()
 
+    def __reduce__(self):
+        """Pickled as host data, unpickled onto this process's emulated device (as a CuPy array is re-uploaded to
+        the current GPU), so its reads are counted there too."""
+        return _emulated_array_on_this_device, (self.view(np.ndarray),)
+
+
+def _emulated_array_on_this_device(host: np.ndarray) -> "EmulatedArray":
+    from . import get_ops
+
+    array = np.array(host, order="C", copy=True).view(EmulatedArray)
+    array._counters = get_ops("emulated").device.counters
+    return array
+
 
 class EmulatedDevice(Device):
     """A CPU stand-in for the GPU: same interface and checks as CupyDevice, kernels from the same .cu files."""

@@ -49,6 +49,10 @@ def reference_counts(backend: str = "emulated", batch: int = 64, sizes=REFERENCE
     rng = np.random.default_rng(0)
     x = rng.random((4 * batch, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], 4 * batch)
+    if backend == "cupy":   # count every host read of a device array too (float(a), a.item(), ...), as emulated does
+        from .cupy_ops import make_cupy_ops
+
+        backend = make_cupy_ops(count_host_reads=True)
     for activation, loss, optimizer in cases:
         model = MLP(list(sizes), activation=activation, seed=0, backend=backend)
         model.compile(loss=loss, optimizer=optimizer)
