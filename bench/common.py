@@ -50,8 +50,10 @@ class Data:
 def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
     """MNIST from MLPX_DATA_DIR (never downloads), or random data of the same shapes when ``synthetic``.
 
-    ``samples`` keeps only the first ``samples`` training images (smoke tests). Speed does not depend on pixel
-    values, so synthetic data is fine for timing but not for accuracy.
+    ``samples`` keeps only the first ``samples`` training images (smoke tests). ``MLPX_BENCH_DATASET``
+    ("mnist" or "fashion-mnist"; set by ``bench.compare --dataset``) picks the data set. Speed depends on the
+    pixel values through their zeros (mlpx's sparse first layer, ``input_sparsity="auto"``): the synthetic data
+    (uniform, no zeros) is the dense case, not MNIST's.
     """
     if synthetic:
         rng = np.random.default_rng(0)
@@ -64,11 +66,11 @@ def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
     if not os.environ.get("MLPX_DATA_DIR"):
         raise SystemExit("benchmarks need MNIST: export MLPX_DATA_DIR=/path/to/folder/with/the/IDX/files "
                          "(or pass --synthetic for timing-only runs)")
-    data = mlpx.datasets.load_mnist(download=False)
+    data = mlpx.datasets.load(os.environ.get("MLPX_BENCH_DATASET", "mnist"), download=False)
     x, y = data.x_train, data.y_train
     if samples:
         x, y = x[:samples], y[:samples]
-    return Data(np.ascontiguousarray(x), y, data.x_test, data.y_test, f"MNIST from {data.source}")
+    return Data(np.ascontiguousarray(x), y, data.x_test, data.y_test, f"{data.name} from {data.source}")
 
 
 def pin_threads(n: int):

@@ -40,7 +40,8 @@ class Row:
 
 def default_rows(course_samples: int) -> list[Row]:
     return [
-        Row("mlpx-numpy", "mlpx-numpy", "mlpx NumPy"),
+        Row("mlpx-numpy", "mlpx-numpy", "mlpx NumPy (input_sparsity auto)"),
+        Row("mlpx-numpy-dense", "mlpx-numpy-dense", "mlpx NumPy, dense first layer (input_sparsity dense)"),
         Row("mlpx-numpy-adam", "mlpx-numpy", "mlpx NumPy, Adam (lr 0.001)", {"name": "adam", "lr": 0.001}),
         Row("mlpx-numpy-reference", "mlpx-numpy-reference", "mlpx NumPy, plain NumpyOps (no fused CPU ops)"),
         Row("mlpx-cupy", "mlpx-cupy", "mlpx CuPy (GPU)"),
@@ -153,6 +154,8 @@ def parse_args(argv=None):
                         help="samples the course implementation times per round (scaled to a full epoch)")
     parser.add_argument("--samples", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--synthetic", action="store_true", help="random data of MNIST's shape (timing only)")
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"],
+                        help="the training data (from MLPX_DATA_DIR); the workers read it from MLPX_BENCH_DATASET")
     parser.add_argument("--scaling", action="store_true", help="also run the batch-size and width study")
     parser.add_argument("--scaling-rounds", type=int, default=3)
     parser.add_argument("--tta", action="store_true", help="also time training to 97%% test accuracy")
@@ -164,6 +167,7 @@ def main(argv=None) -> dict:
     from . import report, studies
 
     args = parse_args(argv)
+    os.environ["MLPX_BENCH_DATASET"] = args.dataset  # inherited by the workers (bench.common.load_data)
     rows = default_rows(args.course_samples)
     if args.systems:
         wanted = args.systems.split(",")

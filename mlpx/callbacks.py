@@ -16,6 +16,8 @@ from ._checks import check_positive_int
 class Callback:
     """Hooks into ``fit``; return True from ``on_epoch_end`` to stop training."""
 
+    param_arrays: tuple[str, ...] = ()  # state arrays that copy the flat parameter buffer (checked on resume)
+
     def on_train_begin(self, model) -> None:
         pass
 
@@ -36,12 +38,29 @@ class Callback:
         pass
 
 
+def check_callbacks(callbacks, what: str = "callbacks") -> list[Callback]:
+    """None or a list/tuple of :class:`Callback` instances, as a new list. Checked before training: otherwise a
+    wrong value fails at the first hook with an internal message that does not name the parameter."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{what} must be a list of mlpx.Callback instances (or None), got "
+                        f"{type(callbacks).__name__} {callbacks!r}")
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"{what}[{i}] must be an mlpx.Callback instance (subclass mlpx.Callback), got "
+                            f"{type(cb).__name__} {cb!r}")
+    return list(callbacks)
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights`` the model ends training with the weights of its best epoch (kept as a device copy
     of the flat parameter buffer, taken at epoch ends only).
     """
+
+    param_arrays = ("best_params",)
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = True):
@@ -153,13 +172,19 @@ class CosineLR(LRScheduler):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * progress)) / 2
 
 
+def default_step_size(epochs: int) -> int:
+    """The epochs per step of ``make_schedule('step', ...)`` when none is given: a third of the run, at least 1
+    (public so that a run's config and report can state the step size actually used)."""
+    return max(1, epochs // 3)
+
+
 def make_schedule(name: str | None, epochs: int, step_size: int | None = None, gamma: float = 0.1):
-    """A scheduler from a CLI name: None/'none', 'step' (every ``step_size`` epochs, default epochs // 3) or
-    'cosine' (over the run's ``epochs``)."""
+    """A scheduler from a CLI name: None/'none', 'step' (every ``step_size`` epochs, default
+    :func:`default_step_size`) or 'cosine' (over the run's ``epochs``)."""
     if name in (None, "none"):
         return None
     if name == "step":
-        return StepLR(step_size or max(1, epochs // 3), gamma)
+        return StepLR(step_size or default_step_size(epochs), gamma)
     if name == "cosine":
         return CosineLR(epochs)
     raise ValueError(f"unknown learning-rate schedule {name!r}; expected none, step or cosine")

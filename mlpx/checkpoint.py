@@ -2,10 +2,11 @@
 
 A checkpoint is a model file (``serialization.model_arrays``: weights, optimizer config and state with its step
 count) plus what the training loop needs to carry on as if never stopped: the epoch reached, the shuffle
-generator's state, the history so far (with the partial iteration-loss window), the callbacks' states and the
-caller's own JSON (``extra``, e.g. the CLI's run config). It is written atomically (``_io.atomic_write``), so a
-crash mid-write leaves the previous checkpoint intact. On the CPU a resumed run is bitwise identical to an
-uninterrupted one (same operations in the same order on the same values; tested).
+generator's state, the history so far, the loop's own state (the partial iteration-loss window: a log point's
+mean can span epochs), the callbacks' states and the caller's own JSON (``extra``, e.g. the CLI's run config).
+It is written atomically (``_io.atomic_write``), so a crash mid-write leaves the previous checkpoint intact. On the
+CPU a resumed run is bitwise identical to an uninterrupted one (same operations in the same order on the same
+values; tested).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write
-from .serialization import model_arrays, model_from_arrays, read_model_file
+from . import callbacks as builtin_callbacks
+from ._checks import check_array, check_finite
+from .serialization import json_entry, model_arrays, model_from_arrays, read_model_file
 from .training import History, fit
 
 CHECKPOINT_FORMAT = "mlpx.checkpoint"
@@ -32,10 +35,13 @@ class Checkpoint:
     history: History
     callback_states: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    loop_state: dict = field(default_factory=dict)
 
 
-def save_checkpoint(path, model, history: History, epoch: int, callbacks=(), extra: dict | None = None) -> Path:
-    """Write everything needed to resume after ``epoch`` completed epochs to ``path`` (.npz), atomically."""
+def save_checkpoint(path, model, history: History, epoch: int, callbacks=(), extra: dict | None = None,
+                    loop_state: dict | None = None) -> Path:
+    """Write everything needed to resume after ``epoch`` completed epochs to ``path`` (.npz), atomically;
+    ``loop_state`` is the training loop's own carry-over (``fit`` passes it), kept out of the history."""
     arrays = model_arrays(model)
     callback_states = []
     for i, cb in enumerate(callbacks):
@@ -49,7 +55,7 @@ def save_checkpoint(path, model, history: History, epoch: int, callbacks=(), ext
         callback_states.append({"class": type(cb).__name__, "state": json_part})
     header = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": int(epoch),
               "shuffle_rng": model.shuffle_rng.bit_generator.state, "history": history.to_dict(),
-              "callbacks": callback_states, "extra": extra or {}}
+              "callbacks": callback_states, "extra": extra or {}, "loop": loop_state or {}}
     arrays["checkpoint"] = np.array(json.dumps(header))
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -60,19 +66,60 @@ def load_checkpoint(path, backend: str | None = None) -> Checkpoint:
     if "checkpoint" not in arrays:
         raise ValueError(f"{path}: a saved model, not a training checkpoint (no 'checkpoint' entry); "
                          f"resume needs the checkpoint.npz that training writes every epoch")
-    header = json.loads(str(arrays["checkpoint"]))
-    if header.get("format") != CHECKPOINT_FORMAT or header.get("version", 0) > CHECKPOINT_VERSION:
+    header = json_entry(arrays, "checkpoint", str(path))
+    version = header.get("version")
+    if header.get("format") != CHECKPOINT_FORMAT or not isinstance(version, int) or version > CHECKPOINT_VERSION:
         raise ValueError(f"{path}: unsupported checkpoint format {header.get('format')!r} version "
                          f"{header.get('version')!r}; expected {CHECKPOINT_FORMAT!r} <= {CHECKPOINT_VERSION}")
+    _check_header(header, path)
     model = model_from_arrays(arrays, backend=backend, source=str(path))
-    model.shuffle_rng.bit_generator.state = header["shuffle_rng"]
+    try:
+        model.shuffle_rng.bit_generator.state = header["shuffle_rng"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: entry checkpoint: shuffle_rng is not a PCG64 generator state: {err}") from None
     states = []
     for i, entry in enumerate(header["callbacks"]):
         state = dict(entry["state"])
-        prefix = f"callback{i}/"
-        state.update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        state.update(_callback_arrays(arrays, i, entry["class"], model, path))
         states.append({"class": entry["class"], "state": state})
-    return Checkpoint(model, int(header["epoch"]), History.from_dict(header["history"]), states, header["extra"])
+    # checkpoints written before the loop state moved out of the history kept the window there
+    loop_state = header.get("loop") or {"window": header["history"].get("window", [0.0, 0])}
+    return Checkpoint(model, int(header["epoch"]), History.from_dict(header["history"]), states, header["extra"],
+                      loop_state)
+
+
+def _check_header(header: dict, path) -> None:
+    """The header fields that resume uses have their types: a damaged header is named, not a KeyError later."""
+    for key, kind in {"epoch": int, "shuffle_rng": dict, "history": dict, "callbacks": list, "extra": dict}.items():
+        value = header.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (key == "epoch" and value < 0):
+            raise ValueError(f"{path}: entry checkpoint: field {key!r}: expected {kind.__name__}"
+                             f"{' >= 0' if key == 'epoch' else ''}, got {value!r:.60}")
+    for entry in header["callbacks"]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("class"), str) and isinstance(entry.get("state"),
+                                                                                                 dict)):
+            raise ValueError(f"{path}: entry checkpoint: field 'callbacks': expected {{'class': name, 'state': "
+                             f"{{...}}}} items, got {entry!r:.60}")
+
+
+def _callback_arrays(arrays: dict, index: int, kind: str, model, path) -> dict:
+    """Callback ``index``'s array state, checked as it loads. Arrays that a built-in callback declares as copies of
+    the flat parameter buffer (``param_arrays``, e.g. EarlyStopping's best weights, written back into the model)
+    must match it exactly; any other must hold real, finite numbers."""
+    cls = getattr(builtin_callbacks, kind, None)
+    declared = cls.param_arrays if isinstance(cls, type) and issubclass(cls, builtin_callbacks.Callback) else ()
+    prefix, state = f"callback{index}/", {}
+    for key, value in arrays.items():
+        if not key.startswith(prefix):
+            continue
+        if key[len(prefix):] in declared:
+            check_array(value, model.params.shape, model.dtype, f"{path}: entry {key}")
+        elif value.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: entry {key}: expected real numbers, got dtype {value.dtype}")
+        elif value.dtype.kind == "f":
+            check_finite(value, f"{path}: entry {key}")
+        state[key[len(prefix):]] = value
+    return state
 
 
 def restore_callbacks(callbacks, states: list) -> None:
@@ -104,5 +151,5 @@ def resume(path, x, y, epochs: int, callbacks=None, backend: str | None = None, 
     fit_kwargs.setdefault("checkpoint", path)
     fit_kwargs.setdefault("checkpoint_extra", ckpt.extra)
     history = fit(ckpt.model, x, y, epochs=epochs, callbacks=callbacks, initial_epoch=ckpt.epoch,
-                  history=ckpt.history, **fit_kwargs)
+                  history=ckpt.history, loop_state=ckpt.loop_state, **fit_kwargs)
     return ckpt.model, history

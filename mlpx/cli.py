@@ -23,14 +23,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _seed(text: str) -> int:
+    """A non-negative integer, as ``MLP(seed=...)`` requires (checked before any data is loaded)."""
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return value
+
+
+def _number(low: float | None = None, high: float | None = None, **open_ends: bool):
+    """An argparse type: a finite number within the bounds, by ``mlpx._checks.check_number``'s rule, so that the
+    command line refuses what the Python API refuses (inf, nan, momentum 2) before anything is written."""
+    from ._checks import check_number
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            return check_number(value, "", low, high, **open_ends)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err).strip()) from None
+    return parse
+
+
+_positive_float = _number(0, low_open=True)
+_fraction = _number(0, 1, high_open=True)  # momentum, betas: in [0, 1)
 
 
 def _add_data_options(parser, sample_flag: bool = True, dataset_default: str | None = "mnist") -> None:
@@ -56,9 +78,9 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "mse"])
     train.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
     train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: 0.01, adam 0.001)")
-    train.add_argument("--momentum", type=float, default=None, help="momentum (sgd, rmsprop; 'momentum' is 0.9)")
-    train.add_argument("--betas", type=float, nargs=2, default=None, metavar=("BETA1", "BETA2"), help="adam betas")
-    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay added to the gradient")
+    train.add_argument("--momentum", type=_fraction, default=None, help="momentum (sgd, rmsprop; 'momentum' is 0.9)")
+    train.add_argument("--betas", type=_fraction, nargs=2, default=None, metavar=("BETA1", "BETA2"), help="adam betas")
+    train.add_argument("--weight-decay", type=_number(0), default=0.0, help="L2 weight decay added to the gradient")
     train.add_argument("--epochs", type=_positive_int, default=None, help="epochs in all (default 15)")
     train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument("--validation-split", type=float, default=0.0, help="fraction of the training set held out")
@@ -68,9 +90,12 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--step-size", type=_positive_int, default=None, help="epochs per step of --schedule step")
     train.add_argument("--gamma", type=float, default=0.1, help="factor per step of --schedule step")
     train.add_argument("--log-every", type=_positive_int, default=200, help="record the iteration loss every N steps")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--backend", default=None, choices=list(BACKENDS))
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument("--input-sparsity", default="auto", choices=["auto", "sparse", "dense"],
+                       help="first layer from the inputs' nonzeros (sparse) or full products (dense); auto picks "
+                            "from the training data's density (MNIST: sparse); the report says which ran and why")
     train.add_argument("--out", default=None, help="run folder (default runs/DATASET-DATE-TIME)")
     train.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its last checkpoint (other options come from its "
@@ -81,6 +106,8 @@ def _add_train_parser(sub) -> None:
 
 
 def _add_other_parsers(sub) -> None:
+    from .initializers import INITIALIZERS
+
     evaluate = sub.add_parser("evaluate", help="report on a saved model: accuracy, confusion matrix, per-class scores")
     evaluate.add_argument("model", help="a model .npz written by mlpx train or model.save")
     _add_data_options(evaluate)
@@ -89,6 +116,12 @@ def _add_other_parsers(sub) -> None:
     evaluate.set_defaults(func=lambda args: _run("evaluate", args))
 
     info = sub.add_parser("info", help="versions, backends, the chosen device and the BLAS in use")
+    info.add_argument("--kernels", action="store_true",
+                      help="compile every CUDA kernel through CuPy's NVRTC (no GPU needed) and report; exit 1 with "
+                           "the compiler's message when it fails")
+    info.add_argument("--arch", default=None, metavar="SM[,SM...]",
+                      help="with --kernels: GPU architectures to compile for, e.g. 80,90 (default: the device's; "
+                           "80,90 when there is none)")
     info.set_defaults(func=lambda args: _run("info", args))
 
     experiment = sub.add_parser("experiment", help="run one of the seed studies' experiments",
@@ -110,6 +143,10 @@ def _add_other_parsers(sub) -> None:
     experiment.add_argument("--blas-threads", type=_positive_int, default=1,
                             help="BLAS threads per run (default 1: results identical whatever the executor)")
     experiment.add_argument("--backend", default=None, choices=list(BACKENDS))
+    experiment.add_argument("--init", nargs="+", default=None, choices=sorted(INITIALIZERS), metavar="INIT",
+                            help="initialization of every configuration (default xavier_uniform), e.g. "
+                                 "torch_default for PyTorch's nn.Linear setup; for init-grid, the initializers "
+                                 f"to cross with the activations. One of: {', '.join(sorted(INITIALIZERS))}")
     experiment.add_argument("--out", default=None, help="output folder (default experiments/NAME)")
     experiment.set_defaults(func=lambda args: _run("experiment", args))
 
@@ -123,15 +160,20 @@ def _run(command: str, args) -> int:
         from .cli_train import evaluate
         return evaluate(args)
     if command == "info":
-        from .cli_info import info
+        from .cli_info import info, info_kernels
+        if getattr(args, "kernels", False):
+            return info_kernels(args.arch)
         return info()
     if args.name == "autoencoder":
+        if args.init is not None:
+            raise ValueError("--init: the autoencoder study has its own setup; --init applies to the MLP experiments")
         return _autoencoder(args)
     from .experiments import run_experiment
 
     run_experiment(args.name, args.out or f"experiments/{args.name}", epochs=args.epochs, seeds=args.seeds,
                    jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset or "mnist",
-                   data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads)
+                   data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads,
+                   init=args.init)
     return 0
 
 
@@ -158,9 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def typed_options(argv=None) -> set[str]:
+    """The destinations of the options actually typed on the command line (``argv`` or sys.argv).
+
+    argparse fills in defaults, so a typed ``--batch-size 64`` and the default 64 look alike; ``--resume`` must
+    tell them apart to refuse typed options that contradict the run's saved configuration. Parsing again with
+    every default suppressed leaves only what was typed."""
+    parser = build_parser()
+    parsers = [parser]
+    while parsers:
+        for action in parsers.pop()._actions:
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return set(vars(parser.parse_args(argv))) - {"func", "command"}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "resume", None):
+        args.typed = typed_options(argv)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as err:

@@ -1,9 +1,10 @@
 """MNIST and Fashion-MNIST from the standard IDX gzip files.
 
-Lookup order for the files: the ``data_dir`` argument, the ``MLPX_DATA_DIR`` environment variable, the user cache
-directory (``$XDG_CACHE_HOME/mlpx`` or ``~/.cache/mlpx``), then a download from public mirrors into that cache,
-verified by sha256 and written atomically. In each directory the files may sit in a subfolder named after the
-dataset (``mnist/``, ``fashion-mnist/``) or directly in it.
+Lookup order for the files: the ``MLPX_DATA_DIR`` environment variable, the user cache directory
+(``$XDG_CACHE_HOME/mlpx`` or ``~/.cache/mlpx``), then a download from public mirrors into that cache, verified by
+sha256 and written atomically. A ``data_dir`` argument replaces that search: the files must be there (an explicit
+folder that is silently replaced by another would train on data the caller did not name). In each directory the
+files may sit in a subfolder named after the dataset (``mnist/``, ``fashion-mnist/``) or directly in it.
 
 A small stratified MNIST sample ships inside the package (``load_mnist_sample``) so that examples run offline.
 Licences: MNIST is CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. J. C. Burges); Fashion-MNIST is MIT (Zalando Research).
@@ -123,12 +124,28 @@ def _complete_folder(base: Path, name: str) -> Path | None:
     return None
 
 
+def _explicit_folder(name: str, base: Path) -> Path:
+    """The folder a given ``data_dir`` holds the files in, or an error naming it and the files expected."""
+    expected = f"the IDX files {', '.join(FILES)} (in it or in its subfolder {name}/)"
+    if not base.exists():
+        raise DatasetNotFoundError(f"{name}: data_dir {base} does not exist; expected a folder with {expected}")
+    if not base.is_dir():
+        raise DatasetNotFoundError(f"{name}: data_dir {base} is a file, not a folder; expected a folder with "
+                                   f"{expected}")
+    folder = _complete_folder(base, name)
+    if folder is None:
+        raise DatasetNotFoundError(f"{name}: data_dir {base} does not hold {expected}")
+    return folder
+
+
 def find_dataset(name: str, data_dir=None, download: bool = True) -> Path:
     """The folder holding the four IDX files of ``name``, following the lookup order in the module docstring."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    if data_dir is not None and str(data_dir) != "":
+        return _explicit_folder(name, Path(data_dir))
     searched = []
-    for base in (data_dir, os.environ.get("MLPX_DATA_DIR"), cache_dir()):
+    for base in (os.environ.get("MLPX_DATA_DIR"), cache_dir()):
         if base:
             searched.append(str(base))
             folder = _complete_folder(Path(base), name)

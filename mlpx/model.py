@@ -19,6 +19,7 @@ from .optim import Optimizer, make_optimizer
 
 HEADS = ("softmax", "identity")
 DTYPES = ("float32", "float64")
+INPUT_SPARSITY = ("auto", "sparse", "dense")
 
 
 class MLP:
@@ -29,15 +30,25 @@ class MLP:
     layer_sizes: input size, hidden sizes, output size.
     activation: hidden activation: sigmoid, tanh, relu, leaky_relu (slope ``alpha``) or identity.
     output: ``"softmax"`` (class labels) or ``"identity"`` (real-valued targets).
-    init: weight initializer (see ``mlpx.initializers.INITIALIZERS``); biases start at zero.
-    seed: seeds the weights and the shuffling; the same seed gives the same run on the CPU.
+    init: weight initializer (see ``mlpx.initializers.INITIALIZERS``); biases start at zero, except with
+        ``"torch_default"`` (PyTorch's ``nn.Linear`` draws them too).
+    seed: seeds the weights and the shuffling (a non-negative int, or None for fresh entropy); the same seed gives
+        the same run on the CPU.
     dtype: ``"float32"`` (default) or ``"float64"``.
     backend: ``"auto"``, ``"numpy"`` or ``"cupy"``; None uses ``mlpx.set_backend`` / ``MLPX_BACKEND`` / auto.
+    input_sparsity: how training computes the first layer: ``"sparse"`` from each batch's nonzero inputs only
+        (forward, weight gradient and plain SGD's folded update; mlpx.backend.sparse_input), ``"dense"`` with the
+        full BLAS products, or ``"auto"`` (default): ``fit`` measures the training data's density (fraction of
+        nonzero entries) once and takes the sparse path at or below
+        ``mlpx.backend.sparse_input.CROSSOVER_DENSITY`` (MNIST, 19% nonzero: sparse; standardized or other dense
+        data: dense). Only the Numba CPU backend has the sparse kernels; the NumPy reference (``MLPX_NUMBA=0``)
+        and the GPU backends always train dense. Inference (predict, evaluate, transform) is always dense.
+        ``model.input_path`` says which path the last training ran and why.
     """
 
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", output: str = "softmax",
                  init: str = "xavier_uniform", alpha: float = 0.01, seed: int | None = None,
-                 dtype: str = "float32", backend: str | None = None):
+                 dtype: str = "float32", backend: str | None = None, input_sparsity: str = "auto"):
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes: expected a list of at least 2 sizes (inputs ... outputs), "
@@ -48,6 +59,8 @@ class MLP:
             raise ValueError(f"unknown output head {output!r}; expected one of {', '.join(HEADS)}")
         if np.dtype(dtype).name not in DTYPES:
             raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        if input_sparsity not in INPUT_SPARSITY:
+            raise ValueError(f"input_sparsity: expected one of {', '.join(INPUT_SPARSITY)}, got {input_sparsity!r}")
         if not 0 <= alpha < 1:
             raise ValueError(f"alpha (leaky relu slope): expected 0 <= alpha < 1, got {alpha!r}")
         self.layer_sizes = [int(s) for s in sizes]
@@ -55,9 +68,14 @@ class MLP:
         self.output = output
         self.init = init
         self.alpha = float(alpha)
-        self.seed = seed
+        self.seed = seed = _checks.check_seed(seed)
         self.dtype = np.dtype(dtype)
         self.ops = get_ops(backend)
+        self.input_sparsity = input_sparsity
+        self.input_path = {"path": "dense", "reason": "input_sparsity='auto': decided from the training data when "
+                           "fit starts (dense until then)", "density": None}
+        if input_sparsity != "auto":
+            self.choose_input_path(None)
         self.loss: str | None = None
         self.optimizer: Optimizer | None = None
         self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
@@ -84,8 +102,10 @@ class MLP:
         self.ops = ops
         self._allocate_parameters()
         self.set_weights(weights)
+        if self.input_sparsity != "auto" or not ops.sparse_input:
+            self.choose_input_path(None)  # (auto on a sparse-capable backend: the next fit decides)
         if state is not None:
-            self.optimizer.load_state_dict(ops, state, self.dtype)
+            self.optimizer.load_state_dict(ops, state, self.dtype, self.params.size)
         return self
 
     @property
@@ -129,11 +149,12 @@ class MLP:
         self.W, self.b = self._param_views[0::2], self._param_views[1::2]
         self.dW, self.db = self._grad_views[0::2], self._grad_views[1::2]
         self._buffers: dict[int, dict] = {}
+        self._dw1_dirty = None  # sparse path: rows of dW[0] that may be nonzero (None: all of them)
 
     def __getstate__(self) -> dict:
         """Pickle and deepcopy keep the flat buffers and rebuild the views: copied views would come apart from
         the buffers (training would update one and read the other)."""
-        views = ("_param_views", "_grad_views", "_bias_ranges", "W", "b", "dW", "db", "_buffers")
+        views = ("_param_views", "_grad_views", "_bias_ranges", "W", "b", "dW", "db", "_buffers", "_dw1_dirty")
         return {key: value for key, value in self.__dict__.items() if key not in views}
 
     def __setstate__(self, state: dict) -> None:
@@ -147,14 +168,24 @@ class MLP:
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Load [W1, b1, W2, b2, ...] (shapes as :meth:`get_weights` returns them) into the model."""
         shapes = self.parameter_shapes()
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: weights must be a list of {len(shapes)} arrays [W1, b1, ...] (as "
+                            f"get_weights returns), got {type(weights).__name__}")
         if len(weights) != len(shapes):
             raise ValueError(f"set_weights: expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
-        for i, (array, shape) in enumerate(zip(weights, shapes)):
+        arrays = []
+        for i, (array, shape) in enumerate(zip(weights, shapes)):  # all checked before any is written
             array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)  # CuPy ok
+            name = f"set_weights: {'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
             if array.shape != shape:
-                name = f"{'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
-                raise ValueError(f"set_weights: {name} expected shape {shape}, got {array.shape}")
-            self._param_views[i][...] = self.ops.asarray(array, dtype=self.dtype)
+                raise ValueError(f"{name} expected shape {shape}, got {array.shape}")
+            if array.dtype.kind not in "fiub":
+                raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+            if array.dtype.kind == "f":
+                _checks.check_finite(array, name, self.dtype)  # NaN, inf, and 1e40 that would be inf in float32
+            arrays.append(array)
+        for view, array in zip(self._param_views, arrays):
+            view[...] = self.ops.asarray(array, dtype=self.dtype)
 
     # ---- configuration ------------------------------------------------------------------------------------------
     def compile(self, loss: str = "cross_entropy", optimizer="sgd") -> "MLP":
@@ -171,7 +202,7 @@ class MLP:
         """Everything needed to rebuild this model (weights aside)."""
         return {"layer_sizes": self.layer_sizes, "activation": self.activation, "output": self.output,
                 "init": self.init, "alpha": self.alpha, "seed": self.seed, "dtype": self.dtype.name,
-                "loss": self.loss}
+                "input_sparsity": self.input_sparsity, "loss": self.loss}
 
     def __repr__(self) -> str:
         return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
@@ -181,7 +212,7 @@ class MLP:
     def _inputs(self, x, what: str = "x"):
         """Validate x and put it on the backend in the model's dtype (no copy when it already is)."""
         self._check_array_kind(x, what)
-        _checks.check_features(x, self.n_features, what)
+        _checks.check_features(x, self.n_features, what, self.dtype)
         return self.ops.asarray(x, dtype=self.dtype)
 
     def _targets(self, y, n_samples: int, what: str = "y"):
@@ -189,7 +220,7 @@ class MLP:
         if self.output == "softmax":
             y = _checks.check_labels(y, n_samples, self.n_outputs, what)
             return self.ops.asarray(y, dtype=np.int32)
-        y = _checks.check_targets(y, n_samples, self.n_outputs, what)
+        y = _checks.check_targets(y, n_samples, self.n_outputs, what, self.dtype)
         return self.ops.asarray(y, dtype=self.dtype)
 
     def _check_array_kind(self, array, what: str) -> None:
@@ -213,13 +244,17 @@ class MLP:
             self._buffers[batch] = bufs
         return bufs
 
-    def _forward_hidden(self, x, bufs, stop: int | None = None) -> None:
+    def _forward_hidden(self, x, bufs, stop: int | None = None, sparse=None) -> None:
         """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers; the output layer's z = a @ W without bias.
-        ``stop`` ends the pass after that many layers (feature extraction)."""
+        ``stop`` ends the pass after that many layers (feature extraction). With ``sparse`` (x's nonzero lists,
+        see :meth:`_sparse_batch`) the first product runs over x's nonzeros only."""
         ops, a_prev = self.ops, x
         for layer in range(self.n_layers if stop is None else stop):
             a = bufs["a"][layer]
-            ops.gemm(a_prev, self.W[layer], out=a)
+            if layer == 0 and sparse is not None:
+                ops.sparse_forward(sparse, self.W[0], out=a)
+            else:
+                ops.gemm(a_prev, self.W[layer], out=a)
             if layer < self.n_layers - 1:
                 ops.bias_act_forward(a, self.b[layer], self.activation, a, self.alpha)
             a_prev = a
@@ -229,12 +264,14 @@ class MLP:
         op = getattr(self.ops, loss_op_name(self.loss, self.output))
         op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats)
 
-    def _backward(self, x, bufs, fold=None) -> None:
+    def _backward(self, x, bufs, fold=None, sparse=None) -> None:
         """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input.
 
         With ``fold = (alpha, beta)`` the weights are updated in place instead, ``W <- beta W + alpha dW``, by the
         weight-gradient product itself (see ``Optimizer.folded_weight_update``); the bias gradients are still
-        written. Each layer's input gradient uses W before that update.
+        written. Each layer's input gradient uses W before that update. With ``sparse`` the first layer's weight
+        gradient (or folded update) runs over x's nonzeros only: rows of pixels that are zero in the whole batch get
+        a zero gradient (or no update, or only the weight decay's scaling).
         """
         ops = self.ops
         last = self.n_layers - 1
@@ -245,8 +282,17 @@ class MLP:
             if layer > 0:
                 d_prev = bufs["delta"][layer - 1]
                 ops.gemm(delta, self.W[layer], out=d_prev, trans_b=True)         # dLoss/da_in = delta W^T
-            if fold is None:
+            if layer == 0 and sparse is not None:
+                if fold is None:
+                    if self._dw1_dirty is None:
+                        self._dw1_dirty = np.ones(self.n_features, np.bool_)
+                    ops.sparse_weight_grad(sparse, delta, self.dW[0], self._dw1_dirty)
+                else:
+                    ops.sparse_weight_update(sparse, delta, self.W[0], *fold)
+            elif fold is None:
                 ops.gemm(a_in, delta, out=self.dW[layer], trans_a=True)          # dW = a_in^T delta
+                if layer == 0:
+                    self._dw1_dirty = None                                       # every row written
             else:
                 ops.gemm_accumulate(a_in, delta, self.W[layer], *fold, trans_a=True)  # W = beta W + alpha dW
             if layer > 0:
@@ -269,11 +315,50 @@ class MLP:
     def _gradients(self, x, y, bufs, stats, row_scale=None, fold=None) -> None:
         """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer (the weights
         updated in place instead when ``fold`` is given, see :meth:`_backward`)."""
-        self._forward_hidden(x, bufs)
+        sparse = self._sparse_batch(x, bufs)
+        self._forward_hidden(x, bufs, sparse=sparse)
         self._loss_and_output_delta(y, bufs, stats)
         if row_scale is not None:
             bufs["delta"][-1] *= row_scale.reshape(-1, 1)
-        self._backward(x, bufs, fold)
+        self._backward(x, bufs, fold, sparse)
+
+    def _sparse_batch(self, x, bufs):
+        """x's nonzero lists for the sparse first layer when this model trains on that path, else None."""
+        if self.input_path["path"] != "sparse" or not self.ops.sparse_input:
+            return None
+        batch = bufs.get("sparse")
+        if batch is None:
+            batch = bufs["sparse"] = self.ops.sparse_batch(x.shape[0], self.n_features, self.dtype)
+        return self.ops.sparse_index(x, batch)
+
+    def choose_input_path(self, x) -> dict:
+        """Decide, from ``input_sparsity``, the backend and (for "auto") the density of the training inputs ``x``,
+        whether training computes the first layer from the inputs' nonzeros; stored in ``self.input_path``
+        ({"path": "sparse" or "dense", "reason": ..., "density": fraction of nonzero entries or None}) and
+        returned. ``fit`` calls it once at its start with the training data (``x`` is only read for "auto")."""
+        from .backend.sparse_input import CROSSOVER_DENSITY, density
+
+        mode, ops, value = self.input_sparsity, self.ops, None
+        if not ops.sparse_input:
+            path = "dense"
+            reason = (f"input_sparsity={mode!r}, but the {type(ops).__name__} backend has no sparse-input kernels "
+                      f"(only the Numba CPU backend has them): dense")
+        elif mode != "auto" or x is None:
+            path, reason = mode, f"input_sparsity={mode!r} asked for it"
+        else:
+            value = density(ops.to_host(x))
+            if value <= CROSSOVER_DENSITY:
+                path = "sparse"
+                reason = (f"auto: {value:.1%} of the training inputs are nonzero, at or below the measured "
+                          f"crossover {CROSSOVER_DENSITY:.0%}")
+            else:
+                path = "dense"
+                reason = (f"auto: {value:.1%} of the training inputs are nonzero, above the measured crossover "
+                          f"{CROSSOVER_DENSITY:.0%}")
+                if value == 1.0:
+                    reason += " (no zeros at all, e.g. standardized inputs)"
+        self.input_path = {"path": path, "reason": reason, "density": value}
+        return self.input_path
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """Mean loss on (x, y) and its gradients for [W1, b1, W2, b2, ...] as NumPy arrays; nothing is updated.
@@ -301,20 +386,26 @@ class MLP:
 
     # ---- training loop ------------------------------------------------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: int = 64, validation_data=None, shuffle: bool = True,
-            verbose: int = 1, callbacks=None):
+            verbose: int = 1, callbacks=None, diagnostics: bool = True):
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a :class:`mlpx.History`.
 
         The per-epoch training loss and accuracy are means over the epoch's batches (computed before each batch's
         update, without an extra pass), as Keras reports them. ``callbacks`` receive ``on_epoch_end(model, logs)``.
+        ``diagnostics=False`` skips the per-layer statistics (``History.layer_stats``, see mlpx.diagnostics).
         """
         from .training import fit
 
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   shuffle=shuffle, verbose=verbose, callbacks=callbacks)
+                   shuffle=shuffle, verbose=verbose, callbacks=callbacks, diagnostics=diagnostics)
 
     # ---- inference ----------------------------------------------------------------------------------------------
     def _output_batches(self, x, batch_size: int, stop: int | None = None):
-        """Yield (start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward_hidden``."""
+        """(start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward_hidden``. Checks
+        ``batch_size`` now, not at the first batch (0 would fail inside ``range``, -1 yield no batch at all)."""
+        batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        return self._output_batches_checked(x, batch_size, stop)
+
+    def _output_batches_checked(self, x, batch_size: int, stop: int | None):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             bufs = self._batch_buffers(xb.shape[0])

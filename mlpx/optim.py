@@ -6,11 +6,22 @@ decoupled decay). The math itself lives in the backend's ``*_update`` ops.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ._checks import check_array, check_number
+
 
 def _check_non_negative(owner: str, **values) -> None:
+    """Finite and >= 0 (weight decay, dampening): inf or NaN would turn every weight NaN on the first step."""
     for name, value in values.items():
-        if not value >= 0:  # also rejects NaN
-            raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+        check_number(value, f"{owner}: {name}", 0)
+
+
+def _check_decay(owner: str, **values) -> None:
+    """Momentum and averaging factors in [0, 1): at 1 or above the running averages never forget and grow
+    without bound (momentum 2 diverges within a few steps)."""
+    for name, value in values.items():
+        check_number(value, f"{owner}: {name}", 0, 1, high_open=True)
 
 
 class Optimizer:
@@ -20,9 +31,7 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
 
     def __init__(self, lr: float):
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = check_number(lr, f"{type(self).__name__}: lr", 0, low_open=True)
         self.step_count = 0
         self.state: dict = {}
         self._scratch = None
@@ -38,9 +47,25 @@ class Optimizer:
         """Step count and state buffers as host arrays (for checkpoints and saved models)."""
         return {"step_count": self.step_count, **{k: ops.to_host(v).copy() for k, v in self.state.items()}}
 
-    def load_state_dict(self, ops, state: dict, dtype) -> None:
-        """Restore what :meth:`state_dict` returned, onto backend ``ops``."""
-        self.step_count = int(state["step_count"])
+    def load_state_dict(self, ops, state: dict, dtype, size: int, what: str = "optimizer state") -> None:
+        """Restore what :meth:`state_dict` returned, onto backend ``ops``, for a model of ``size`` parameters.
+
+        Everything is checked before anything changes: the fused kernels take their lengths from the parameter
+        buffer and would run past a shorter state array (memory corruption, not an error), so each must be exactly
+        ``(size,)`` in ``dtype`` with finite values, and the step count an integer >= 0. ``what`` names the
+        source in the errors (e.g. "m.npz: entry optimizer").
+        """
+        count = np.asarray(state.get("step_count", -1))
+        if count.shape != () or count.dtype.kind not in "iu" or count < 0:
+            got = "nothing" if "step_count" not in state else f"shape {count.shape} {count.dtype} {count!r}"
+            raise ValueError(f"{what}/step_count: expected an integer >= 0 (shape ()), got {got}")
+        for key in self.state_names:
+            if key in state:
+                check_array(state[key], (size,), dtype, f"{what}/{key}")
+            elif count > 0:  # every step allocates all buffers, so a stepped optimizer has them all
+                raise ValueError(f"{what}/{key}: missing, expected shape ({size},) {np.dtype(dtype).name} after "
+                                 f"{int(count)} steps")
+        self.step_count = int(count)
         self.state = {k: ops.asarray(state[k], dtype=dtype) for k in self.state_names if k in state}
         self._scratch = None
 
@@ -84,7 +109,8 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False):
         super().__init__(lr)
-        _check_non_negative("SGD", momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+        _check_decay("SGD", momentum=momentum)
+        _check_non_negative("SGD", dampening=dampening, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
         self.momentum, self.dampening = float(momentum), float(dampening)
@@ -130,7 +156,9 @@ class RMSProp(Optimizer):
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False):
         super().__init__(lr)
-        _check_non_negative("RMSProp", alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+        _check_decay("RMSProp", alpha=alpha, momentum=momentum)
+        check_number(eps, "RMSProp: eps", 0, low_open=True)
+        _check_non_negative("RMSProp", weight_decay=weight_decay)
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
         self.momentum, self.centered = float(momentum), bool(centered)
 
@@ -157,10 +185,13 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        beta1, beta2 = betas
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"Adam: betas must lie in [0, 1), got {tuple(betas)!r}")
-        _check_non_negative("Adam", eps=eps, weight_decay=weight_decay)
+        try:
+            beta1, beta2 = betas if not isinstance(betas, (str, bytes)) else ()
+        except (TypeError, ValueError):  # not iterable (0.9, a 0-d array) or not two items
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), each in [0, 1), got {betas!r}") from None
+        _check_decay("Adam", **{"betas[0] (beta1)": beta1, "betas[1] (beta2)": beta2})
+        check_number(eps, "Adam: eps", 0, low_open=True)
+        _check_non_negative("Adam", weight_decay=weight_decay)
         self.betas = (float(beta1), float(beta2))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
 

@@ -17,7 +17,8 @@ from ._io import atomic_write_text
 
 PLOTS = {"iteration_loss": "loss_per_iteration.png", "loss": "loss_per_epoch.png",
          "accuracy": "accuracy_per_epoch.png", "confusion": "confusion_matrix.png",
-         "misclassified": "misclassified.png"}
+         "misclassified": "misclassified.png", "gradient_norms": "gradient_norms.png",
+         "activations": "activations.png", "first_layer_weights": "first_layer_weights.png"}
 
 
 def evaluate_classifier(model, x, y, class_names: Sequence[str]) -> dict:
@@ -57,8 +58,10 @@ def report_table(report: dict) -> str:
 
 
 def markdown_report(title: str, evaluation: dict, class_names: Sequence[str], config: dict | None = None,
-                    history: dict | None = None, train_eval: dict | None = None, plots: dict | None = None) -> str:
-    """The Markdown text of a run (or of ``mlpx evaluate`` when only ``evaluation`` is given)."""
+                    history: dict | None = None, train_eval: dict | None = None, plots: dict | None = None,
+                    layer_sizes: Sequence[int] | None = None) -> str:
+    """The Markdown text of a run (or of ``mlpx evaluate`` when only ``evaluation`` is given); ``layer_sizes``
+    labels the per-layer diagnostics table."""
     parts = [f"# {title}", ""]
     if config:
         parts += ["## Configuration", "", _table(["setting", "value"], [[k, f"`{v}`"] for k, v in config.items()]),
@@ -76,20 +79,43 @@ def markdown_report(title: str, evaluation: dict, class_names: Sequence[str], co
         stop = history.get("stop_reason") or "completed all epochs"
         parts += ["## Training", "", f"- epochs run: {len(history.get('loss', []))} ({stop})",
                   f"- training time: {sum(seconds):.1f} s in all, {np.mean(seconds) if seconds else 0:.2f} s per "
-                  f"epoch on average", f"- updates: {history['iterations'][-1] if history.get('iterations') else 'n/a'}"
-                  f" mini-batch steps (iteration loss recorded every {_log_every(history)} steps)", ""]
+                  f"epoch on average", f"- updates: {history.get('steps', 'n/a')} mini-batch steps (iteration loss "
+                  f"recorded every {_log_every(history, config)} steps)", ""]
     parts += [f"- evaluation time: {evaluation['seconds']:.2f} s on {evaluation['n_samples']} test samples", "",
               "## Confusion matrix (test set)", "", "Rows are true classes, columns predicted classes.", "",
               confusion_table(evaluation["confusion_matrix"], class_names), "",
               "## Classification report (test set)", "", report_table(evaluation["classification_report"]), ""]
+    if history and history.get("layer_stats"):
+        from .diagnostics import markdown_table
+
+        table = markdown_table(history, layer_sizes)
+        if table:
+            parts += ["## Inside the network (per-layer diagnostics)", "", table, ""]
     if plots:
         parts += ["## Plots", ""] + [f"![{name}]({Path(path).name})" for name, path in plots.items()] + [""]
     return "\n".join(parts)
 
 
-def _log_every(history: dict) -> str:
+def _log_every(history: dict, config: dict | None) -> str:
+    """The run's log_every (from its config; else the first log point's step, which is log_every)."""
+    if config and config.get("log_every"):
+        return str(config["log_every"])
     steps = history.get("iterations") or []
     return str(steps[0]) if steps else "n/a"
+
+
+def _diagnostics_plots(plot, folder: Path, model, history: dict) -> dict:
+    """The per-layer diagnostics' plots of a run: gradient norms, hidden activations' saturated or inactive
+    fraction, and for 784-input (28x28 image) models the first 64 units' weights."""
+    sizes = model.layer_sizes
+    plots = {"gradient norms per layer": plot.gradient_norms(history, folder / PLOTS["gradient_norms"], sizes)}
+    if model.n_layers > 1:
+        plots["hidden activations"] = plot.activation_fractions(history, folder / PLOTS["activations"],
+                                                                model.activation, sizes)
+    if model.n_features == 784:
+        plots["first-layer weights"] = plot.first_layer_weights(model.get_weights()[0],
+                                                                folder / PLOTS["first_layer_weights"])
+    return plots
 
 
 def write_run_files(folder, model, data, history: dict, config: dict | None, title: str,
@@ -113,11 +139,13 @@ def write_run_files(folder, model, data, history: dict, config: dict | None, tit
         if history.get("accuracy"):
             plots["accuracy per epoch"] = plot.epoch_curves(history, folder / PLOTS["accuracy"], "accuracy",
                                                             val_label=val_label)
+    if history and any(history.get("layer_stats") or []):
+        plots.update(_diagnostics_plots(plot, folder, model, history))
     plots["confusion matrix"] = plot.confusion_matrix(test["confusion_matrix"], folder / PLOTS["confusion"], names,
                                                       title=f"Confusion matrix, {data.name} test set")
     plots["misclassified"] = plot.misclassified(data.x_test, data.y_test, test["y_pred"],
                                                 folder / PLOTS["misclassified"], names)
-    text = markdown_report(title, test, names, config, history, train, plots)
+    text = markdown_report(title, test, names, config, history, train, plots, layer_sizes=model.layer_sizes)
     atomic_write_text(folder / "report.md", text)
     summary = {"test": {k: v for k, v in test.items() if k != "y_pred"}}
     if train is not None:

@@ -41,6 +41,22 @@ SOLVERS = ("sgd", "adam", "rmsprop")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
+def _checked_sample_weight(sample_weight, X) -> np.ndarray:
+    """scikit-learn's checks (length, NaN, inf, not all zero), then no negative weight and a positive sum: the
+    epoch loop skips every batch whose weights do not sum to more than 0, so such weights trained nothing and
+    reported a loss of 0.0. Checked here rather than with ``_check_sample_weight``'s non-negativity flag, whose
+    name changed between the scikit-learn versions mlpx supports (``only_non_negative``, ``ensure_non_negative``).
+    """
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    negative = weights < 0
+    if negative.any():
+        raise ValueError(f"sample_weight: expected non-negative weights, got {int(negative.sum())} negative "
+                         f"value(s) of {weights.size} (smallest {weights.min():g})")
+    if not weights.sum() > 0:
+        raise ValueError(f"sample_weight: expected weights with a positive sum, got a sum of {weights.sum():g}")
+    return weights
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, validation, the model and the training loop."""
 
@@ -148,7 +164,7 @@ class _BaseMLP(BaseEstimator):
         """Shared by fit and partial_fit; y is already encoded for the model (labels 0..k-1 or 2-D targets)."""
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sample_weight = _checked_sample_weight(sample_weight, X)
         x_train, y_train, w_train, validation = self._split_validation(X, y, sample_weight, incremental)
         batch_size = self._batch_size(x_train.shape[0])
         if first:

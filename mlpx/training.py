@@ -23,15 +23,38 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import _checks
-from .callbacks import Callback  # noqa: F401  (re-exported: mlpx.Callback)
+from .callbacks import Callback, check_callbacks  # noqa: F401  (Callback re-exported: mlpx.Callback)
+from .diagnostics import LayerDiagnostics
 
 
 @dataclass
 class History:
-    """What ``fit`` recorded. Per-epoch lists share one index; ``iterations`` holds the step numbers at which
-    ``iteration_loss`` (mean training loss over the last ``log_every`` steps) and, with validation data,
-    ``iteration_val_loss`` (validation loss at that step) were recorded. ``stop_reason`` says why a run ended
-    early ('early stopping', 'interrupted', 'diverged: ...'), None when it ran all its epochs."""
+    """What ``fit`` recorded; ``to_dict()`` is history.json, so every field is documented here.
+
+    Per epoch (one entry per completed epoch, same index in every list):
+
+    - ``loss``, ``accuracy``: mean training loss and accuracy over the epoch's batches (accuracy: softmax heads)
+    - ``val_loss``, ``val_accuracy``: on the whole validation set at the epoch's end (with validation data)
+    - ``lr``: the learning rate the epoch trained with (after any schedule)
+    - ``epoch_seconds``: wall time of the epoch, validation included
+
+    Per log point (every ``log_every`` optimizer steps, counted over the whole run):
+
+    - ``iterations``: the optimizer's step count at the point
+    - ``iteration_loss``: mean training loss per sample since the previous point (it may span an epoch boundary)
+    - ``iteration_val_loss``: validation loss at the point, on the first ``log_val_samples`` validation samples
+    - ``layer_stats``: with ``diagnostics`` (the default), one list per point of one dict per layer from the step
+      at that point: ``grad_norm``, ``bias_grad_norm``, ``weight_norm``, ``update_ratio``; for hidden layers also
+      ``activation_mean`` and ``saturated_fraction`` (sigmoid, tanh) or ``inactive_fraction`` (relu family); see
+      :mod:`mlpx.diagnostics`. Empty when no point had diagnostics, None at points without them otherwise
+
+    For the whole run:
+
+    - ``steps``: optimizer steps (mini-batch updates) made, ceil(n / batch_size) per full epoch, fewer when the
+      run stopped mid-epoch; reports state this, not the last log point
+    - ``stop_reason``: why the run ended early ('early stopping', 'interrupted', 'diverged: ...'), None when it
+      ran all its epochs
+    """
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
@@ -42,14 +65,15 @@ class History:
     iterations: list = field(default_factory=list)
     iteration_loss: list = field(default_factory=list)
     iteration_val_loss: list = field(default_factory=list)
+    layer_stats: list = field(default_factory=list)
+    steps: int = 0
     stop_reason: str | None = None
-    window: list = field(default_factory=lambda: [0.0, 0], repr=False)  # loss sum, samples since the last point
 
     @property
     def history(self) -> dict:
         """The recorded lists as a dict, Keras-style (``history.history["loss"]``)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if isinstance(getattr(self, f.name), list) and f.name != "window" and getattr(self, f.name)}
+                if isinstance(getattr(self, f.name), list) and getattr(self, f.name)}
 
     def to_dict(self) -> dict:
         """Every field, JSON-ready (for history.json and checkpoints)."""
@@ -57,6 +81,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict) -> "History":
+        """A History from ``to_dict()``'s dict; unknown keys (e.g. the ``window`` of older files) are dropped."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -118,16 +143,23 @@ def _stop_on_ctrl_c(verbose: int):
 
 def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True, verbose=1, callbacks=None,
         log_every: int = 200, initial_epoch: int = 0, history: History | None = None, checkpoint=None,
-        checkpoint_extra: dict | None = None, log_val_samples: int = 2000) -> History:
-    """Train ``model`` on (x, y); see ``MLP.fit``. Beyond its arguments: ``initial_epoch`` and ``history`` continue a
-    run (see :func:`mlpx.checkpoint.resume`); ``checkpoint`` is a path written atomically after every epoch (with
-    ``checkpoint_extra``, JSON, stored beside); ``log_val_samples`` caps the validation samples evaluated at each
-    ``log_every`` point (the first ones of the validation set; the per-epoch validation uses all of them)."""
+        checkpoint_extra: dict | None = None, log_val_samples: int = 2000, loop_state: dict | None = None,
+        diagnostics: bool = True) -> History:
+    """Train ``model`` on (x, y); see ``MLP.fit``. Beyond its arguments: ``initial_epoch``, ``history`` and
+    ``loop_state`` (the loop's own carry-over, e.g. the partial iteration-loss window, as a checkpoint holds it)
+    continue a run (see :func:`mlpx.checkpoint.resume`); ``checkpoint`` is a path written atomically after every
+    epoch (with ``checkpoint_extra``, JSON, stored beside); ``log_val_samples`` caps the validation samples evaluated
+    at each ``log_every`` point (the first ones of the validation set; the per-epoch validation uses all of them).
+    ``diagnostics`` records ``History.layer_stats`` at the log points (:mod:`mlpx.diagnostics`). On by default: it
+    costs a fixed few milliseconds per log point (about a logged step's worth more; ~0.7% of the 200 steps between
+    two points on the reference network, timed with bench/diagnostics_cost.py), needs no extra host synchronization
+    and leaves the trained weights bitwise unchanged; turn it off for a very small ``log_every``."""
     model._require_compiled()
     epochs = _checks.check_positive_int(epochs, "epochs")
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
     log_every = _checks.check_positive_int(log_every, "log_every")
     x_dev = model._inputs(x, "x")
+    model.choose_input_path(x_dev)  # sparse or dense first layer, once per fit (MLP input_sparsity)
     y_dev = model._targets(y, x_dev.shape[0], "y")
     val = None
     if validation_data is not None:
@@ -135,10 +167,11 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
             raise ValueError("validation_data: expected a pair (x_val, y_val)")
         x_val = model._inputs(validation_data[0], "x_val")
         val = (x_val, model._targets(validation_data[1], x_val.shape[0], "y_val"))
-    callbacks = list(callbacks or [])
+    callbacks = check_callbacks(callbacks)
     history = history if history is not None else History()
     history.stop_reason = None
-    loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples)
+    loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples, loop_state,
+                 diagnostics=bool(diagnostics))
     parameter_pass = model.optimizer.folded_weight_update(model.ops) is None
     with _stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(parameter_pass):
         for cb in callbacks:
@@ -161,7 +194,8 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
                 if checkpoint is not None:
                     from .checkpoint import save_checkpoint
 
-                    save_checkpoint(checkpoint, model, history, epoch + 1, callbacks, checkpoint_extra)
+                    save_checkpoint(checkpoint, model, history, epoch + 1, callbacks, checkpoint_extra,
+                                    loop_state=loop.state_dict())
                 if history.stop_reason:
                     break
         except TrainingDiverged as err:
@@ -177,28 +211,52 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
 class _Loop:
     """One epoch at a time over device-resident data, with the read-back points of the module docstring."""
 
-    def __init__(self, model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples):
+    def __init__(self, model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples,
+                 loop_state: dict | None = None, diagnostics: bool = False):
         self.model, self.x, self.y, self.val = model, x_dev, y_dev, val
         self.batch_size, self.shuffle, self.history, self.log_every = batch_size, shuffle, history, log_every
         self.val_log = None if val is None else (val[0][:log_val_samples], val[1][:log_val_samples])
-        self.pending = model.ops.zeros(2, np.float64)  # [loss sum, correct] on the device since the last read-back
+        # [loss sum, correct] on the device since the last read-back; with diagnostics, the head of their device
+        # vector, so that a log point reads both back in one transfer
+        self.diagnostics = LayerDiagnostics(model) if diagnostics else None
+        self.pending = model.ops.zeros(2, np.float64) if self.diagnostics is None else self.diagnostics.pending
+        if self.diagnostics is not None or history.layer_stats:  # keep layer_stats[i] at iterations[i]
+            history.layer_stats += [None] * (len(history.iterations) - len(history.layer_stats))
         self.guard = DivergenceGuard(model)
         self.bar_shown = False
+        # [loss sum, samples] since the last log point: a log point's window can span epochs, so a checkpoint
+        # keeps the partial one (state_dict) for an exact resume; it is loop state, not a recorded number
+        self.window = [float(v) for v in (loop_state or {}).get("window", [0.0, 0])]
+        self.window[1] = int(self.window[1])
+        self.steps_before, self.first_step = history.steps, model.optimizer.step_count
 
-    def read_back(self, totals) -> None:
-        """The one host synchronization: fold the device accumulator into the host totals, check for NaN."""
-        values = self.model.ops.to_host(self.pending).copy()
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep of the loop itself (JSON): the partial iteration-loss window."""
+        return {"window": list(self.window)}
+
+    def count_steps(self) -> None:
+        """Bring ``history.steps`` up to the optimizer's steps made so far (this call's plus the earlier ones)."""
+        self.history.steps = self.steps_before + self.model.optimizer.step_count - self.first_step
+
+    def read_back(self, totals, whole: bool = False):
+        """The one host synchronization: fold the device accumulator into the host totals, check for NaN.
+        ``whole`` brings back the diagnostics' values in the same transfer; returns what was read."""
+        values = self.model.ops.to_host(self.diagnostics.readback if whole else self.pending).copy()
         self.pending[...] = 0
         self.guard.check(float(values[0]))
-        totals[:] += values
-        self.history.window[0] += float(values[0])
+        totals[:] += values[:2]
+        self.window[0] += float(values[0])
+        return values
 
     def log_point(self, totals) -> None:
         model, history = self.model, self.history
-        self.read_back(totals)
+        measured = self.diagnostics is not None and self.diagnostics.measure()  # device work, read back below
+        values = self.read_back(totals, whole=measured)
+        if self.diagnostics is not None or history.layer_stats:
+            history.layer_stats.append(self.diagnostics.finish(values[2:]) if measured else None)
         history.iterations.append(model.optimizer.step_count)
-        history.iteration_loss.append(history.window[0] / history.window[1])
-        history.window[:] = [0.0, 0]
+        history.iteration_loss.append(self.window[0] / self.window[1])
+        self.window[:] = [0.0, 0]
         if self.val_log is not None:
             history.iteration_val_loss.append(model.evaluate(*self.val_log)["loss"])
 
@@ -221,9 +279,11 @@ class _Loop:
                 bufs = model._batch_buffers(index.shape[0])
                 ops.take_rows(self.x, index, bufs["x"])
                 ops.take_rows(self.y, index, bufs["y"])
+                if self.diagnostics is not None and (model.optimizer.step_count + 1) % self.log_every == 0:
+                    self.diagnostics.before_step(bufs)  # the next step is a log point's: keep W before it
                 model._step(bufs["x"], bufs["y"], bufs, self.pending)
                 seen += index.shape[0]
-                self.history.window[1] += index.shape[0]
+                self.window[1] += index.shape[0]
                 if model.optimizer.step_count % self.log_every == 0:
                     self.log_point(totals)
                 if bar is not None and (step % 50 == 49 or step == steps - 1):
@@ -232,6 +292,7 @@ class _Loop:
                     bar.update(step + 1 - bar.n)
             self.read_back(totals)
         finally:
+            self.count_steps()  # also when Ctrl-C or a divergence ends the epoch early
             if bar is not None:
                 bar.close()
         logs = {"loss": totals[0] / n}

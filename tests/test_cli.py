@@ -113,7 +113,7 @@ def test_bad_arguments_give_clear_errors(offline, capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
-    (["train", "--lr", "-1"], "expected a number > 0"),
+    (["train", "--lr", "-1"], "argument --lr: must be a finite number > 0, got -1.0"),
     (["train", "--activation", "swish"], "invalid choice: 'swish'"),
     (["experiment", "dropout"], "invalid choice: 'dropout'"),
 ])
@@ -151,3 +151,21 @@ def test_experiment_autoencoder_runs_the_study(tmp_path):
     assert main(["experiment", "autoencoder", "--sample", "--epochs", "1", "--subset", "400", "--out", str(out)]) == 0
     assert {"results.md", "results.csv", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert "relu" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("init", ["torch_default", "lecun_uniform", "lecun_normal"])
+def test_train_accepts_the_framework_initializers(offline, monkeypatch, init):
+    import mlpx.model
+
+    drawn = []
+    original = mlpx.model.initial_weights
+    monkeypatch.setattr(mlpx.model, "initial_weights", lambda name, *a: drawn.append(original(name, *a)) or drawn[-1])
+    out = offline / init
+    assert main(["train", "--hidden", "16", "--epochs", "1", "--quiet", "--init", init, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["init"] == init
+    assert mlpx.load(out / "model.npz").get_config()["init"] == init
+    w1, b1, w2, b2 = drawn[0]  # the run's model (loading it draws again, then overwrites)
+    bound = {"torch_default": 1 / np.sqrt(784), "lecun_uniform": np.sqrt(3 / 784),
+             "lecun_normal": 2 / np.sqrt(784) / 0.87962566103423978}[init]
+    assert 0.9 * bound < np.abs(w1).max() <= np.float32(bound)
+    assert bool(b1.any()) == bool(b2.any()) == (init == "torch_default")  # PyTorch draws the biases too

@@ -137,3 +137,18 @@ def test_full_mnist_and_fashion_mnist(mnist):
     fashion = datasets.load_fashion_mnist(download=False)
     assert fashion.y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
     assert fashion.classes[9] == "Ankle boot"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "nope", r"data_dir .*nope does not exist"),
+    (lambda tmp: (tmp / "a-file").write_text("x") and tmp / "a-file", r"data_dir .*a-file is a file, not a folder"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", r"data_dir .*empty does not hold the IDX files"),
+])
+def test_an_explicit_data_dir_without_the_data_is_an_error_not_a_fallback(tmp_path, monkeypatch, make, message):
+    """MLPX_DATA_DIR holds a valid dataset, yet a given data_dir that lacks it must not silently load from there."""
+    write_fake_dataset(tmp_path / "env" / "mnist")
+    monkeypatch.setenv("MLPX_DATA_DIR", str(tmp_path / "env"))
+    with pytest.raises(datasets.DatasetNotFoundError, match=message) as info:
+        datasets.load_mnist(data_dir=make(tmp_path))
+    assert FILES[0] in str(info.value)
+    assert len(datasets.load_mnist().x_train) == 20  # without data_dir, the environment's folder is used

@@ -76,3 +76,42 @@ def test_bad_options_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["experiment", "optimizers", "--seeds", "0"])
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_init_option_changes_every_configuration_or_the_grid():
+    """--init reproduces a study's setup with another initialization, e.g. PyTorch's nn.Linear defaults."""
+    assert {c["init"] for c in experiment_configs("activations")} == {"xavier_uniform"}
+    configs = experiment_configs("optimizers", "torch_default")
+    assert {c["init"] for c in configs} == {"torch_default"}
+    assert [c["label"] for c in configs] == [c["label"] for c in experiment_configs("optimizers")]
+    grid = experiment_configs("init-grid", ["torch_default", "lecun_normal", "lecun_uniform"])
+    assert [(c["init"], c["activation"]) for c in grid] == [
+        (i, a) for i in ("torch_default", "lecun_normal", "lecun_uniform")
+        for a in ("sigmoid", "tanh", "relu", "leaky_relu")]
+    with pytest.raises(ValueError, match=r"unknown initializer 'kaiming'; expected one of zeros"):
+        experiment_configs("activations", "kaiming")
+    with pytest.raises(ValueError, match=r"--init: experiment losses uses one initializer .* got 2"):
+        experiment_configs("losses", ["torch_default", "lecun_normal"])
+    with pytest.raises(ValueError, match=r"--init: expected at least one initializer for experiment init-grid"):
+        experiment_configs("init-grid", [])
+
+
+def test_experiment_cli_trains_with_the_initializer_given(tmp_path, monkeypatch):
+    import json
+
+    import mlpx.model
+
+    used = []
+    original = mlpx.model.initial_weights
+    monkeypatch.setattr(mlpx.model, "initial_weights", lambda name, *a: used.append(name) or original(name, *a))
+    out = tmp_path / "torch"
+    assert main(["experiment", "activations", "--init", "torch_default", "--epochs", "1", "--subset", "100",
+                 "--sample", "--out", str(out)]) == 0  # --jobs 1: runs in this process, where the spy sees them
+    assert used == ["torch_default"] * 4
+    assert json.loads((out / "results.json").read_text())["settings"]["initialization"] == "torch_default"
+    out = tmp_path / "grid"
+    assert main(["experiment", "init-grid", "--init", "lecun_normal", "lecun_uniform", "--epochs", "1",
+                 "--subset", "100", "--sample", "--out", str(out)]) == 0
+    assert used[4:] == ["lecun_normal"] * 4 + ["lecun_uniform"] * 4
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["configuration"] for r in rows][:2] == ["lecun_normal / sigmoid", "lecun_normal / tanh"]

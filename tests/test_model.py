@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import mlpx
-from mlpx.initializers import INITIALIZERS
+from mlpx.initializers import BIAS_INITIALIZERS, INITIALIZERS
 
 
 def blobs(n=300, features=10, classes=3, seed=0):
@@ -90,10 +90,13 @@ def test_initializers_are_seeded_and_scaled(name):
     a = mlpx.MLP([784, 500, 10], init=name, seed=3, backend="numpy").get_weights()
     b = mlpx.MLP([784, 500, 10], init=name, seed=3, backend="numpy").get_weights()
     np.testing.assert_array_equal(a[0], b[0])
-    assert not a[1].any() and a[0].dtype == np.float32
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[1].any() == (name in BIAS_INITIALIZERS) and a[0].dtype == np.float32
     expected_std = {"zeros": 0.0, "small_random": 0.01 / np.sqrt(3), "normal": 1.0,
                     "xavier_uniform": np.sqrt(2 / 1284), "xavier_normal": np.sqrt(2 / 1284),
-                    "he_normal": np.sqrt(2 / 784), "he_uniform": np.sqrt(2 / 784)}[name]
+                    "he_normal": np.sqrt(2 / 784), "he_uniform": np.sqrt(2 / 784),
+                    "lecun_uniform": np.sqrt(1 / 784), "lecun_normal": np.sqrt(1 / 784),
+                    "torch_default": np.sqrt(1 / (3 * 784))}[name]
     assert a[0].std() == pytest.approx(expected_std, rel=0.02, abs=1e-12)
 
 

@@ -169,3 +169,39 @@ def test_resuming_a_run_that_early_stopping_ended_trains_no_more_and_gives_its_b
     assert resumed_history.stop_reason == "early stopping"
     np.testing.assert_array_equal(resumed.params, model.params)   # fit ended on the best epoch's weights too
     assert not np.array_equal(checkpoint.load_checkpoint(path).model.params, model.params)
+
+
+def test_the_partial_loss_window_is_loop_state_in_the_checkpoint_not_history(small, tmp_path):
+    """500 samples in batches of 32: 16 steps per epoch, log points every 7 steps, so after epoch 1 the window
+    holds steps 15 and 16 (32 + 20 samples). It is kept beside the history, which holds only documented fields."""
+    import json
+
+    x, y, _, _ = small
+    path = tmp_path / "checkpoint.npz"
+    fit(make_model("momentum"), x, y, epochs=1, batch_size=32, verbose=0, log_every=7, checkpoint=path)
+    with np.load(path) as data:
+        header = json.loads(str(data["checkpoint"]))
+    assert "window" not in header["history"]
+    assert header["loop"]["window"][1] == 52 and header["loop"]["window"][0] > 0
+    assert checkpoint.load_checkpoint(path).loop_state == header["loop"]
+
+
+def test_checkpoints_with_the_window_in_the_history_still_resume_exactly(small, tmp_path):
+    """Checkpoints written before the window moved out of the history resume as before."""
+    import json
+
+    x, y, _, _ = small
+    kwargs = dict(batch_size=32, verbose=0, log_every=7)
+    straight = make_model("momentum")
+    expected = fit(straight, x, y, epochs=2, **kwargs)
+    path = tmp_path / "checkpoint.npz"
+    fit(make_model("momentum"), x, y, epochs=1, checkpoint=path, **kwargs)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["checkpoint"]))
+    header["history"]["window"] = header.pop("loop")["window"]  # the old layout
+    arrays["checkpoint"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+    model, history = checkpoint.resume(path, x, y, epochs=2, **kwargs)
+    np.testing.assert_array_equal(model.params, straight.params)
+    assert history.iteration_loss == expected.iteration_loss

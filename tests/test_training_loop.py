@@ -153,3 +153,43 @@ def test_progress_bar_path_reads_back_more_often_but_trains_the_same(small, monk
     np.testing.assert_array_equal(shown.params, quiet.params)
     err = capsys.readouterr().err
     assert "epoch 1/2:" in err and "/120" in err and "epoch 2/2  loss" in err and len(history.loss) == 2
+
+
+def test_history_counts_optimizer_steps_not_log_points(small):
+    """600 samples in batches of 64: ceil(600 / 64) = 10 steps per epoch, 30 in 3 epochs; the last log point
+    (every 7 steps) is step 28, which is what the report used to call the number of updates."""
+    x, y, _, _ = small
+    model = make_model()
+    history = fit(model, x, y, epochs=3, batch_size=64, verbose=0, log_every=7)
+    assert history.iterations[-1] == 28
+    assert history.steps == model.optimizer.step_count == 30
+    fit(model, x, y, epochs=4, batch_size=64, verbose=0, log_every=7, initial_epoch=3, history=history)
+    assert history.steps == 40  # a continued history keeps counting
+
+
+def test_history_steps_after_ctrl_c_mid_epoch(small):
+    x, y, _, _ = small
+    model = make_model()
+    step, made = model._step, []
+
+    def step_then_ctrl_c(*args):
+        step(*args)
+        made.append(1)
+        if len(made) == 17:  # in the middle of epoch 2 (10 steps per epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    model._step = step_then_ctrl_c
+    history = fit(model, x, y, epochs=3, batch_size=64, verbose=0, log_every=5)
+    assert history.stop_reason == "interrupted"
+    assert history.steps == model.optimizer.step_count == 17 and history.iterations[-1] == 15
+
+
+def test_history_holds_only_documented_fields(small):
+    """history.json is History.to_dict(): every key is named in the class docstring, and the loop's running
+    loss window (internal state) is not among them."""
+    x, y, xv, yv = small
+    history = fit(make_model(), x, y, epochs=1, batch_size=64, validation_data=(xv, yv), verbose=0, log_every=7)
+    keys = set(history.to_dict())
+    assert "window" not in keys
+    undocumented = [k for k in keys if f"``{k}``" not in mlpx.History.__doc__]
+    assert not undocumented

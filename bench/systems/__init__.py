@@ -8,6 +8,7 @@ from .base import Setup, System, Unavailable
 
 SYSTEMS = {
     "mlpx-numpy": "mlpx_system:MlpxNumpy",
+    "mlpx-numpy-dense": "mlpx_system:MlpxNumpyDense",
     "mlpx-numpy-reference": "mlpx_system:MlpxNumpyReference",
     "mlpx-cupy": "mlpx_system:MlpxCupy",
     "torch-eager": "torch_system:TorchSystem",

@@ -8,6 +8,7 @@ from .base import Setup, System, Unavailable
 
 class MlpxSystem(System):
     backend = "numpy"
+    input_sparsity = "auto"
 
     def __init__(self, setup: Setup, data):
         super().__init__(setup, data)
@@ -16,7 +17,7 @@ class MlpxSystem(System):
             if not usable:
                 raise Unavailable(why)
         self.model = mlpx.MLP(list(setup.layers), activation="relu", init="xavier_uniform", seed=0,
-                              backend=self.ops())
+                              backend=self.ops(), input_sparsity=self.input_sparsity)
         self.model.compile(loss="cross_entropy", optimizer=mlpx.optim.make_optimizer(setup.optimizer))
         n = setup.samples
         # On the GPU the data is put on the device once, as a user of the CuPy backend would.
@@ -39,11 +40,18 @@ class MlpxSystem(System):
 
     def info(self) -> dict:
         return {"version": mlpx.__version__, "backend": self.model.backend, "ops": type(self.model.ops).__name__,
+                "input_sparsity": self.input_sparsity, "first_layer": self.model.input_path,
                 "notes": "MLP.fit(epochs=1); loss and accuracy accumulated every step"}
 
 
 class MlpxNumpy(MlpxSystem):
     name, label, backend = "mlpx-numpy", "mlpx NumPy", "numpy"
+
+
+class MlpxNumpyDense(MlpxSystem):
+    """The same with the first layer's dense products (input_sparsity="dense"): what the sparse path saves."""
+
+    name, label, input_sparsity = "mlpx-numpy-dense", "mlpx NumPy, dense first layer", "dense"
 
 
 class MlpxCupy(MlpxSystem):

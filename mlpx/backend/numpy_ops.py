@@ -20,6 +20,7 @@ class NumpyOps:
     xp = np
     needs_scratch = True  # the optimizer updates need a parameter-sized temporary; fused backends set False
     fast_gemm_accumulate = False  # gemm_accumulate costs no more than gemm (lets plain SGD fold into backward)
+    sparse_input = False  # has the sparse first-layer ops (sparse_batch ... sparse_weight_update): NumbaOps only
 
     # ---- arrays -------------------------------------------------------------------------------------------------
     def empty(self, shape, dtype):
@@ -148,6 +149,31 @@ class NumpyOps:
         z_bk += bias_k
         self._softmax_rows(z_bk, out_bk)
         return out_bk
+
+    # ---- diagnostics (mlpx/diagnostics.py): reductions at log points only ------------------------------------------
+    # Written with ``self.xp``, so the GPU backend runs them on the device: each result goes into a slice of a
+    # float64 device vector (slice assignment, never a host scalar), which the loop reads back with its loss totals.
+
+    def sum_squares(self, x, out_1):
+        """out_1[0] = sum of x * x, summed in float64 (a squared norm); ``out_1``: a 1-element float64 view."""
+        flat = x.reshape(-1).astype(np.float64, copy=False)
+        out_1[0:1] = self.xp.dot(flat, flat)
+
+    def activation_stats(self, y_bo, act: str, out_3):
+        """From a hidden layer's outputs y (batch x units) into the float64 view out_3: [mean of y, fraction of
+        outputs saturated (sigmoid y < 0.01 or > 0.99, tanh |y| > 0.99; else 0), fraction of units with
+        y <= 0 on every row of the batch (relu, leaky_relu; else 0)]."""
+        out_3[0:1] = y_bo.mean(dtype=np.float64)
+        if act == "sigmoid":
+            out_3[1:2] = ((y_bo < 0.01) | (y_bo > 0.99)).mean(dtype=np.float64)
+        elif act == "tanh":
+            out_3[1:2] = (self.xp.abs(y_bo) > 0.99).mean(dtype=np.float64)
+        else:
+            out_3[1:2] = 0.0
+        if act in ("relu", "leaky_relu"):
+            out_3[2:3] = (y_bo.max(axis=0) <= 0).mean(dtype=np.float64)
+        else:
+            out_3[2:3] = 0.0
 
     # ---- optimizers: one pass over the flat parameter buffer ------------------------------------------------------
     # ``scratch`` is a preallocated buffer the size of the parameters; ``grads`` may be overwritten.

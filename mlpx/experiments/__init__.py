@@ -11,18 +11,26 @@ import sys
 import time
 from concurrent.futures import as_completed
 
+from typing import Sequence
+
 from .. import datasets
 from .._checks import check_positive_int
+from ..initializers import check_initializer
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 SGD = {"name": "sgd", "lr": 0.01}
 MOMENTUM = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
 BASE = {"hidden": [500, 250, 100], "activation": "relu", "init": "xavier_uniform", "loss": "cross_entropy",
         "optimizer": SGD, "batch_size": 64}
+INIT_GRID = ("zeros", "small_random", "he_normal", "xavier_uniform")  # the seed study's grid
 
 
 def _config(label: str, **changes) -> dict:
     return {**BASE, "label": label, **changes}
+
+
+def _init_grid(inits: Sequence[str] = INIT_GRID) -> list[dict]:
+    return [_config(f"{init} / {act}", init=init, activation=act) for init in inits for act in ACTIVATIONS]
 
 
 def _optimizer_text(spec: dict) -> str:
@@ -47,18 +55,32 @@ EXPERIMENTS = {
     "learning-rates": ("SGD learning rate for each activation",
                        lambda: [_config(f"{act} lr {lr}", activation=act, optimizer={"name": "sgd", "lr": lr})
                                 for act in ACTIVATIONS for lr in (0.001, 0.01, 0.1)]),
-    "init-grid": ("weight initialization crossed with the activation, SGD lr 0.01",
-                  lambda: [_config(f"{init} / {act}", init=init, activation=act)
-                           for init in ("zeros", "small_random", "he_normal", "xavier_uniform")
-                           for act in ACTIVATIONS]),
+    "init-grid": ("weight initialization crossed with the activation, SGD lr 0.01", _init_grid),
 }
 
 
-def experiment_configs(name: str) -> list[dict]:
-    """The configurations of experiment ``name`` (see ``EXPERIMENTS``)."""
+def experiment_configs(name: str, init: str | Sequence[str] | None = None) -> list[dict]:
+    """The configurations of experiment ``name`` (see ``EXPERIMENTS``).
+
+    ``init`` changes the initialization, e.g. to ``torch_default`` to reproduce a study run with PyTorch's
+    ``nn.Linear`` defaults: for init-grid, the initializers crossed with the activations (instead of
+    ``INIT_GRID``); for the others, one initializer used by every configuration (instead of xavier_uniform).
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[name][1]()
+    if init is None:
+        return EXPERIMENTS[name][1]()
+    inits = [init] if isinstance(init, str) else list(init)
+    if not inits:
+        raise ValueError(f"--init: expected at least one initializer for experiment {name}, got none")
+    for each in inits:
+        check_initializer(each)
+    if name == "init-grid":
+        return _init_grid(list(dict.fromkeys(inits)))
+    if len(inits) != 1:
+        raise ValueError(f"--init: experiment {name} uses one initializer for every configuration (init-grid "
+                         f"crosses several), got {len(inits)}: {', '.join(inits)}")
+    return [{**config, "init": inits[0]} for config in EXPERIMENTS[name][1]()]
 
 
 def _announce_sample(err) -> None:
@@ -69,15 +91,16 @@ def _announce_sample(err) -> None:
 
 def load_study_data(dataset: str = "mnist", data_dir=None, sample: bool = False, allow_sample: bool = True,
                     subset: int | None = None, validation_split: float = 0.0, seed: int = 0) -> datasets.Dataset:
-    """The dataset, or the bundled MNIST sample (asked for, or as a loud fallback when MNIST is missing);
-    ``subset`` keeps the first N training and test images (for quick runs)."""
+    """The dataset, or the bundled MNIST sample (asked for, or as a loud fallback when MNIST is missing and no
+    ``data_dir`` was given: an explicit folder without the data is an error); ``subset`` keeps the first N
+    training and test images (for quick runs)."""
     if sample:
         data = datasets.load_mnist_sample(validation_split=validation_split, seed=seed)
     else:
         try:
             data = datasets.load(dataset, data_dir=data_dir, validation_split=validation_split, seed=seed)
         except datasets.DatasetNotFoundError as err:
-            if dataset != "mnist" or not allow_sample:
+            if dataset != "mnist" or not allow_sample or data_dir:
                 raise
             _announce_sample(err)
             data = datasets.load_mnist_sample(validation_split=validation_split, seed=seed)
@@ -119,7 +142,8 @@ def _train_and_evaluate(task: dict) -> dict:
     model.compile(loss=config["loss"], optimizer=make_optimizer(dict(config["optimizer"])))
     start = time.perf_counter()
     history = fit(model, data.x_train, data.y_train, epochs=task["epochs"], batch_size=config["batch_size"],
-                  validation_data=(data.x_test, data.y_test), verbose=0, log_every=task.get("log_every", 200))
+                  validation_data=(data.x_test, data.y_test), verbose=0, log_every=task.get("log_every", 200),
+                  diagnostics=task.get("diagnostics", True))  # per-layer stats for the studies' overlays
     seconds = time.perf_counter() - start
     train, test = model.evaluate(data.x_train, data.y_train), model.evaluate(data.x_test, data.y_test)
     return {"label": config["label"], "seed": seed, "optimizer": _optimizer_text(config["optimizer"]),
@@ -129,10 +153,10 @@ def _train_and_evaluate(task: dict) -> dict:
 
 
 def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
-               backend: str | None = None) -> list[dict]:
-    """One task per (configuration, seed), seeds 0..seeds-1."""
+               backend: str | None = None, init: str | Sequence[str] | None = None) -> list[dict]:
+    """One task per (configuration, seed), seeds 0..seeds-1; ``init`` as in :func:`experiment_configs`."""
     return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
-             "backend": backend} for config in experiment_configs(name) for seed in range(seeds)]
+             "backend": backend} for config in experiment_configs(name, init) for seed in range(seeds)]
 
 
 def run_tasks(tasks: list[dict], executor, progress: bool = True) -> list[dict]:
@@ -164,7 +188,7 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
         try:
             datasets.find_dataset(dataset, data_dir)
         except datasets.DatasetNotFoundError as err:
-            if dataset != "mnist":
+            if dataset != "mnist" or data_dir:  # an explicit folder without the data is an error
                 raise
             _announce_sample(err)
             sample = True
@@ -174,29 +198,32 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
 
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
                    subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
-                   backend: str | None = None, blas_threads: int = 1, progress: bool = True) -> dict:
+                   backend: str | None = None, blas_threads: int = 1, progress: bool = True,
+                   init: str | Sequence[str] | None = None) -> dict:
     """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
 
     Each run uses ``blas_threads`` BLAS threads (default 1) wherever it executes, so that the executor and
-    ``jobs`` do not change the numbers. Returns {"results": one dict per run, "rows": the per-configuration
-    summary, "files": paths written}.
+    ``jobs`` do not change the numbers. ``init`` changes the initialization (see :func:`experiment_configs`).
+    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written}.
     """
     from ..executors import make_executor
     from .results import summarize, write_results
 
-    experiment_configs(name)  # fails early, naming the experiments, on an unknown name
+    experiment_configs(name, init)  # fails early, naming what is valid, on an unknown experiment or initializer
     description = EXPERIMENTS[name][0]
     epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
     data = _data_spec(dataset, data_dir, subset, sample)
-    tasks = make_tasks(name, epochs, seeds, data, blas_threads, backend)
+    tasks = make_tasks(name, epochs, seeds, data, blas_threads, backend, init)
     start = time.perf_counter()
-    with make_executor(executor, jobs) as pool:
+    with make_executor(executor, jobs, backend=backend) as pool:
         results = run_tasks(tasks, pool, progress)
     settings = {"dataset": "MNIST sample (bundled)" if data["sample"] else dataset, "epochs": epochs,
                 "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10",
                 "BLAS threads per run": blas_threads}
     if subset:
         settings["subset"] = f"first {subset} train/test images"
+    if init is not None and name != "init-grid":
+        settings["initialization"] = init if isinstance(init, str) else ", ".join(init)
     files = write_results(out, name, description, results, settings)
     print(f"mlpx: experiment {name}: {len(results)} runs in {time.perf_counter() - start:.0f} s; "
           f"results in {out}/results.md", file=sys.stderr)

@@ -25,6 +25,12 @@ PLOTS = {  # file: (history key, x key, y label, title, log scale)
                                "Training loss per iteration", True),
 }
 
+LAYER_PLOT = "gradient_norms_per_layer.png"  # from the runs' History.layer_stats (mlpx.diagnostics), when recorded
+
+
+def _has_layer_stats(results: list[dict]) -> bool:
+    return any(any(run.get("history", {}).get("layer_stats") or []) for run in results)
+
 
 def summarize(results: list[dict]) -> list[dict]:
     """One row per configuration (in first-seen order): mean and standard deviation over its seeds."""
@@ -82,7 +88,8 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
     text = (f"# Experiment `{name}`: {description}\n\n{settings_text}. Accuracies in percent, mean ± sample "
             f"standard deviation over seeds; train numbers are measured on the whole training set after training; "
             f"seconds are training time per run. Best test accuracy in bold.\n\n{markdown_table(rows)}\n")
-    text += "\n".join(f"![{file}]({file})" for file in PLOTS) + "\n"
+    text += "\n".join(f"![{file}]({file})" for file in
+                      [*PLOTS, *([LAYER_PLOT] if _has_layer_stats(results) else [])]) + "\n"
     written["results.md"] = atomic_write_text(folder / "results.md", text)
     columns = ["configuration", "optimizer", "seeds"] + [f"{k}_{s}" for k in NUMBERS for s in ("mean", "std")]
     written["results.csv"] = atomic_write_text(folder / "results.csv", _csv(rows, columns + ["notes"]))
@@ -96,6 +103,10 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
     for file, (key, x_key, ylabel, title, log_y) in PLOTS.items():
         written[file] = plot.compare(by_label, folder / file, key=key, x_key=x_key, ylabel=ylabel, log_y=log_y,
                                      title=f"{title}: {name}", xlabel="iteration" if x_key else "epoch")
+    if _has_layer_stats(results):
+        written[LAYER_PLOT] = plot.compare_layers(
+            by_label, folder / LAYER_PLOT, key="grad_norm", ylabel="gradient norm ||dW|| (log scale)",
+            title=f"Weight-gradient norm of the first and last hidden layer, at each log point's step: {name}")
     return written
 
 

@@ -1,0 +1,287 @@
+"""The sparse first layer (mlpx/backend/sparse_input.py): kernels against the NumPy reference, the training path
+against the dense one (100 MNIST steps), the input_sparsity choice, its persistence and its reports."""
+import os
+
+import numpy as np
+import pytest
+
+import mlpx
+from mlpx.backend import sparse_input as si
+from mlpx.backend.numpy_ops import NumpyOps
+
+numba_ops = pytest.importorskip("mlpx.backend.numba_ops")
+LAYERS = [784, 500, 250, 100, 10]
+
+
+def _sparse_x(rng, rows, cols, density, dtype):
+    x = rng.random((rows, cols)).astype(dtype)
+    x[rng.random((rows, cols)) >= density] = 0
+    return x
+
+
+def _kernels(parallel):
+    if parallel:
+        return si.forward_parallel, si.weight_grad_parallel, si.weight_update_parallel
+    return si.forward, si.weight_grad, si.weight_update
+
+
+CASES = [(64, 784, 500, 0.19), (1, 1, 1, 1.0), (3, 7, 5, 0.5), (17, 33, 13, 0.3), (5, 9, 3, 0.0), (64, 784, 500, 0.0)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows, cols, width, density", CASES)
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_kernels_match_reference(dtype, rows, cols, width, density, parallel):
+    rng = np.random.default_rng(rows * 1000 + cols)
+    tol = 1e-5 if dtype == "float32" else 1e-13
+    x = _sparse_x(rng, rows, cols, density, dtype)
+    w = rng.standard_normal((cols, width)).astype(dtype)
+    delta = rng.standard_normal((rows, width)).astype(dtype)
+    forward, weight_grad, weight_update = _kernels(parallel)
+    b = si.SparseBatch(rows, cols, dtype).build(x)
+    assert b.nnz == np.count_nonzero(x)
+    out = np.full((rows, width), np.nan, dtype)
+    forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    np.testing.assert_allclose(out, si.reference_forward(x, w, np.empty_like(out)), rtol=tol, atol=tol)
+    np.testing.assert_allclose(out, x @ w, rtol=tol, atol=tol)
+    dw = np.full((cols, width), np.nan, dtype)
+    dirty = np.ones(cols, np.bool_)
+    weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, dirty)
+    np.testing.assert_allclose(dw, x.T @ delta, rtol=tol, atol=tol)
+    assert not np.isnan(dw).any()
+    np.testing.assert_array_equal(dirty, (x != 0).any(axis=0))
+    for beta in (1.0, 0.999):
+        w_sparse, w_ref = w.copy(), w.copy()
+        weight_update(b.col_ptr, b.col_row, b.col_val, delta, w_sparse, -0.01, beta)
+        si.reference_weight_update(x, delta, w_ref, -0.01, beta)
+        np.testing.assert_allclose(w_sparse, w_ref, rtol=tol, atol=tol)
+        untouched = ~(x != 0).any(axis=0)
+        if beta == 1.0:  # rows of pixels zero in the whole batch are not touched at all
+            np.testing.assert_array_equal(w_sparse[untouched], w[untouched])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_parallel_twins_give_the_same_bits(dtype):
+    rng = np.random.default_rng(3)
+    x = _sparse_x(rng, 64, 784, 0.2, dtype)
+    w = rng.standard_normal((784, 500)).astype(dtype)
+    delta = rng.standard_normal((64, 500)).astype(dtype)
+    b = si.SparseBatch(64, 784, dtype).build(x)
+    results = []
+    for parallel in (False, True):
+        forward, weight_grad, weight_update = _kernels(parallel)
+        out, dw, w2 = np.empty((64, 500), dtype), np.empty((784, 500), dtype), w.copy()
+        forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+        weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, np.ones(784, np.bool_))
+        weight_update(b.col_ptr, b.col_row, b.col_val, delta, w2, -0.01, 0.999)
+        results.append((out, dw, w2))
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
+
+
+def test_single_nonzero_and_dirty_rows_across_batches():
+    """Rows written by one batch are zeroed by the next batch that leaves their pixel empty, and only then."""
+    rng = np.random.default_rng(4)
+    dw = np.full((9, 4), np.nan)
+    dirty = np.ones(9, np.bool_)
+    b = si.SparseBatch(3, 9, np.float64)
+    for x in (_sparse_x(rng, 3, 9, 0.4, np.float64), np.eye(3, 9) * 0, np.zeros((3, 9)), _one_nonzero(),
+              _sparse_x(rng, 3, 9, 0.6, np.float64)):
+        delta = rng.standard_normal((3, 4))
+        b.build(x)
+        si.weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, dirty)
+        np.testing.assert_allclose(dw, x.T @ delta, rtol=1e-14, atol=0)
+    x = _one_nonzero()
+    out = np.empty((3, 4))
+    w = rng.standard_normal((9, 4))
+    b.build(x)
+    si.forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    np.testing.assert_array_equal(out, x @ w)  # one product per element: exact
+
+
+def _one_nonzero():
+    x = np.zeros((3, 9))
+    x[1, 5] = 0.25
+    return x
+
+
+def test_density_counts_nonzeros():
+    x = np.zeros((3000, 784), np.float32)
+    x[::7, ::3] = 1
+    assert si.density(x) == np.count_nonzero(x) / x.size
+    assert si.density(np.zeros((0, 4))) == 0.0
+
+
+# ---- training: sparse against dense --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data6400():
+    """The first 6400 MNIST training images (100 steps of 64), or the bundled sample repeated to 6400."""
+    if os.environ.get("MLPX_DATA_DIR"):
+        d = mlpx.datasets.load_mnist(download=False)
+        return d.x_train[:6400], d.y_train[:6400]
+    d = mlpx.datasets.load_mnist_sample()
+    reps = -(-6400 // len(d.x_train))
+    return np.tile(d.x_train, (reps, 1))[:6400], np.tile(d.y_train, reps)[:6400]
+
+
+OPTIMIZERS = {
+    "sgd": {"name": "sgd", "lr": 0.05},
+    "sgd-wd": {"name": "sgd", "lr": 0.05, "weight_decay": 1e-3},
+    "momentum": {"name": "sgd", "lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+    "rmsprop": {"name": "rmsprop", "lr": 1e-3},
+    "rmsprop-centered": {"name": "rmsprop", "lr": 1e-3, "momentum": 0.5, "centered": True},
+    "adam": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4},
+}
+
+
+def _train(data, path, dtype, optimizer, reverse_pixels=False):
+    """Weights after 100 steps (W1 in the original pixel order) and the epoch loss. ``reverse_pixels`` trains the
+    same network on the pixels in reverse order (W1's rows likewise): the same maths, other rounding."""
+    x, y = data
+    model = mlpx.MLP(LAYERS, seed=0, dtype=dtype, input_sparsity=path, backend="numpy")
+    if reverse_pixels:
+        weights = model.get_weights()
+        weights[0] = weights[0][::-1]
+        model.set_weights(weights)
+        x = np.ascontiguousarray(x[:, ::-1])
+    model.compile(optimizer=mlpx.optim.make_optimizer(dict(optimizer)))
+    history = model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert model.optimizer.step_count == 100
+    assert model.input_path["path"] == path
+    weights = model.get_weights()
+    if reverse_pixels:
+        weights[0] = weights[0][::-1]
+    return weights, history.loss[0]
+
+
+def _relative(a, b):
+    return max(np.abs(x - y).max() / np.abs(x).max() for x, y in zip(a, b))
+
+
+def _frobenius(a, b):
+    return max(np.linalg.norm(x - y) / np.linalg.norm(x) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_100_steps_match_dense(data6400, dtype, optimizer):
+    """After 100 MNIST steps the weights are those of the dense path: SGD (with and without weight decay) and
+    momentum within 1e-12 (float64) / 1e-5 (float32) of each array's largest weight.
+
+    RMSProp and Adam divide each gradient by its own running size, so a rounding difference in a gradient that
+    nearly cancels becomes a full-size step of either sign. The dense path itself, fed the pixels in reverse order
+    (same maths, other rounding), moves after 100 steps by (max-norm relative, measured): RMSProp 3.6e-12 in
+    float64 and 0.56 (!) in float32, Adam 2.4e-13 and 3.9e-4. So for them: float64 within 1e-12 in the Frobenius
+    norm (sparse: RMSProp 2.6e-13, Adam 2.1e-15) and within 10x of that reordering in the max norm; float32 Adam
+    within 1e-5 (Frobenius), float32 RMSProp no further than 2x the reordering. Every run gives the same bits."""
+    if type(mlpx.MLP([2, 1]).ops).__name__ != "NumbaOps":
+        pytest.skip("the sparse kernels need the Numba backend")
+    spec = OPTIMIZERS[optimizer]
+    dense, dense_loss = _train(data6400, "dense", dtype, spec)
+    sparse, sparse_loss = _train(data6400, "sparse", dtype, spec)
+    again, _ = _train(data6400, "sparse", dtype, spec)
+    for s, a in zip(sparse, again):
+        np.testing.assert_array_equal(s, a)  # same bits on every run
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    if spec["name"] == "sgd":
+        assert _relative(dense, sparse) <= tol
+        assert sparse_loss == pytest.approx(dense_loss, rel=tol)
+        return
+    reordered = _train(data6400, "dense", dtype, spec, reverse_pixels=True)[0]
+    if dtype == "float64":
+        assert _frobenius(dense, sparse) <= tol
+        assert _relative(dense, sparse) <= 10 * max(_relative(dense, reordered), tol)
+        assert sparse_loss == pytest.approx(dense_loss, rel=tol)
+    elif spec["name"] == "adam":
+        assert _frobenius(dense, sparse) <= tol
+    else:
+        assert _frobenius(dense, sparse) <= 2 * _frobenius(dense, reordered)
+        assert sparse_loss == pytest.approx(dense_loss, rel=1e-2)
+
+
+def test_loss_and_gradients_match_dense(data6400):
+    x, y = data6400[0][:64], data6400[1][:64]
+    x = x.copy()
+    x[:, :100] = 0  # some rows of W1 get no gradient
+    grads = {}
+    for path in ("dense", "sparse"):
+        model = mlpx.MLP(LAYERS, seed=1, dtype="float64", input_sparsity=path, backend="numpy")
+        model.compile()
+        model.loss_and_gradients(data6400[0][64:128], data6400[1][64:128])  # dirty every row of dW1 first
+        grads[path] = model.loss_and_gradients(x, y)[1]
+    for d, s in zip(grads["dense"], grads["sparse"]):
+        np.testing.assert_allclose(s, d, rtol=1e-12, atol=1e-15)
+    assert not grads["sparse"][0][:100].any()
+
+
+def test_all_zero_batch_trains_like_dense():
+    x, y = np.zeros((64, 784), np.float32), np.arange(64) % 10
+    weights = {}
+    for path in ("dense", "sparse"):
+        model = mlpx.MLP(LAYERS, seed=2, input_sparsity=path, backend="numpy")
+        model.compile(optimizer={"name": "sgd", "lr": 0.1, "weight_decay": 0.01})
+        model.train_step(x, y)
+        weights[path] = model.get_weights()
+    for d, s in zip(weights["dense"], weights["sparse"]):
+        np.testing.assert_allclose(s, d, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_inputs_refused(bad):
+    model = mlpx.MLP(LAYERS, input_sparsity="sparse", backend="numpy").compile()
+    x = np.zeros((64, 784), np.float32)
+    x[3, 5] = bad
+    with pytest.raises(ValueError, match="finite"):
+        model.fit(x, np.zeros(64, int), verbose=0)
+    with pytest.raises(ValueError, match="finite"):
+        model.train_step(x, np.zeros(64, int))
+
+
+# ---- the choice ------------------------------------------------------------------------------------------------------
+def test_auto_picks_by_density():
+    rng = np.random.default_rng(0)
+    model = mlpx.MLP([20, 8, 3], backend="numpy").compile()
+    assert model.input_path["path"] == "dense" and "decided" in model.input_path["reason"]
+    sparse_x = _sparse_x(rng, 200, 20, 0.1, np.float32)
+    model.fit(sparse_x, rng.integers(0, 3, 200), verbose=0)
+    assert model.input_path["path"] == "sparse"
+    assert model.input_path["density"] == pytest.approx(np.count_nonzero(sparse_x) / sparse_x.size)
+    standardized = rng.standard_normal((200, 20)).astype(np.float32)
+    model.fit(standardized, rng.integers(0, 3, 200), verbose=0)
+    assert model.input_path["path"] == "dense"
+    assert "no zeros" in model.input_path["reason"]
+    half = _sparse_x(rng, 200, 20, 0.7, np.float32)
+    model.fit(half, rng.integers(0, 3, 200), verbose=0)
+    assert model.input_path["path"] == "dense" and "above" in model.input_path["reason"]
+
+
+def test_reference_backend_trains_dense_and_says_so():
+    model = mlpx.MLP([20, 8, 3], input_sparsity="sparse", backend=NumpyOps()).compile()
+    assert model.input_path["path"] == "dense"
+    assert "NumpyOps" in model.input_path["reason"]
+    model.fit(np.zeros((10, 20)), np.zeros(10, int), verbose=0)
+    assert model.input_path["path"] == "dense"
+
+
+def test_input_sparsity_validated_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="input_sparsity"):
+        mlpx.MLP([4, 2], input_sparsity="yes")
+    model = mlpx.MLP([4, 3, 2], input_sparsity="sparse", backend="numpy").compile()
+    assert model.get_config()["input_sparsity"] == "sparse"
+    model.save(tmp_path / "m.npz")
+    loaded = mlpx.load(tmp_path / "m.npz")
+    assert loaded.input_sparsity == "sparse" and loaded.input_path["path"] == "sparse"
+
+
+def test_old_model_files_without_the_key_load(tmp_path):
+    import json
+
+    from mlpx import serialization
+
+    model = mlpx.MLP([4, 3, 2], backend="numpy").compile()
+    arrays = serialization.model_arrays(model)
+    config = json.loads(str(arrays["config"]))
+    del config["input_sparsity"]
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert mlpx.load(tmp_path / "old.npz").input_sparsity == "auto"
