@@ -84,8 +84,10 @@ def load_checkpoint(path, backend: str | None = None) -> Checkpoint:
         states.append({"class": entry["class"], "state": state})
     # checkpoints written before the loop state moved out of the history kept the window there
     loop_state = header.get("loop") or {"window": header["history"].get("window", [0.0, 0])}
-    return Checkpoint(model, int(header["epoch"]), History.from_dict(header["history"]), states, header["extra"],
-                      loop_state)
+    history = History.from_dict(header["history"])
+    if "steps" not in header["history"]:  # written before History counted steps: the optimizer's count is the same
+        history.steps = model.optimizer.step_count
+    return Checkpoint(model, int(header["epoch"]), history, states, header["extra"], loop_state)
 
 
 def _check_header(header: dict, path) -> None:
