@@ -33,6 +33,8 @@ def check_finite(x, what: str, dtype=None) -> None:
     arrays too."""
     target = np.dtype(dtype if dtype is not None else x.dtype)
     limit = float(np.finfo(target).max)
+    if x.dtype.kind == "f":  # float32 data for a float64 model: compare within float32 (no overflowing cast)
+        limit = min(limit, float(np.finfo(x.dtype).max))
     if x.size == 0 or bool((x.min() >= -limit) & (x.max() <= limit)):  # False for NaN
         return
     finite = np.isfinite(x)
