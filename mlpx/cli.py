@@ -124,18 +124,21 @@ def _add_other_parsers(sub) -> None:
                            "80,90 when there is none)")
     info.set_defaults(func=lambda args: _run("info", args))
 
-    experiment = sub.add_parser("experiment", help="run one of the seed studies' experiments",
+    experiment = sub.add_parser("experiment", help="run the seed studies' experiments as one sweep (all, or some)",
                                 description="Experiments: " + "; ".join(f"{k}: {v[0]}" for k, v in EXPERIMENTS.items())
-                                + "; autoencoder: the seed's bottleneck autoencoder study (Fashion-MNIST unless "
-                                  "--dataset mnist or --sample; --epochs for the autoencoders, --subset N for the "
-                                  "classifier comparison's training images)")
-    experiment.add_argument("name", choices=list(EXPERIMENTS) + ["autoencoder"])
+                                + "; all: every one of them, as one sweep (each distinct run trained once, finished "
+                                  "runs kept in OUT/runs and reused; OUT/NAME/ per experiment, OUT/index.md, "
+                                  "OUT/suite.json). autoencoder (alone): the seed's bottleneck autoencoder study "
+                                  "(Fashion-MNIST unless --dataset mnist or --sample; --epochs for the autoencoders, "
+                                  "--subset N for the classifier comparison's training images; --out is its folder)")
+    experiment.add_argument("names", nargs="+", metavar="NAME", choices=list(EXPERIMENTS) + ["all", "autoencoder"],
+                            help="experiments to run (all: every one); autoencoder only alone")
     _add_data_options(experiment, sample_flag=False, dataset_default=None)  # mnist; fashion-mnist for autoencoder
     experiment.add_argument("--sample", action="store_true", help="use the bundled MNIST sample")
     experiment.add_argument("--epochs", type=_positive_int, default=15)
     experiment.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 per configuration")
-    experiment.add_argument("--jobs", type=_positive_int, default=1,
-                            help="runs in parallel (processes executor)")
+    experiment.add_argument("--jobs", type=_positive_int, default=None,
+                            help="runs in parallel (processes executor; default: the usable cores, 1 runs inline)")
     experiment.add_argument("--executor", default="processes",
                             help="'processes' (default) or dask://HOST:PORT (a Dask distributed scheduler)")
     experiment.add_argument("--subset", type=_positive_int, default=None,
@@ -147,7 +150,9 @@ def _add_other_parsers(sub) -> None:
                             help="initialization of every configuration (default xavier_uniform), e.g. "
                                  "torch_default for PyTorch's nn.Linear setup; for init-grid, the initializers "
                                  f"to cross with the activations. One of: {', '.join(sorted(INITIALIZERS))}")
-    experiment.add_argument("--out", default=None, help="output folder (default experiments/NAME)")
+    experiment.add_argument("--out", default=None, help="output folder (default experiments): OUT/NAME/ per "
+                            "experiment, OUT/runs/ the run store, OUT/index.md, OUT/suite.json")
+    experiment.add_argument("--store", default=None, help="run store folder (default OUT/runs)")
     experiment.set_defaults(func=lambda args: _run("experiment", args))
 
 
@@ -164,16 +169,20 @@ def _run(command: str, args) -> int:
         if getattr(args, "kernels", False):
             return info_kernels(args.arch)
         return info()
-    if args.name == "autoencoder":
+    if "autoencoder" in args.names:
+        if len(args.names) > 1:
+            raise ValueError("the autoencoder study runs alone (mlpx experiment autoencoder): it is not a "
+                             "(configuration, seed) run of the reference network and its outputs need the trained "
+                             "models, which the run store does not keep")
         if args.init is not None:
             raise ValueError("--init: the autoencoder study has its own setup; --init applies to the MLP experiments")
         return _autoencoder(args)
-    from .experiments import run_experiment
+    from .experiments.suite import run_suite
 
-    run_experiment(args.name, args.out or f"experiments/{args.name}", epochs=args.epochs, seeds=args.seeds,
-                   jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset or "mnist",
-                   data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads,
-                   init=args.init)
+    run_suite(args.names, args.out or "experiments", store=args.store, epochs=args.epochs, seeds=args.seeds,
+              jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset or "mnist",
+              data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads,
+              init=args.init)
     return 0
 
 

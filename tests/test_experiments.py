@@ -34,8 +34,9 @@ def test_configurations_follow_the_issue():
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_each_experiment_runs_tiny_through_the_cli(name, tmp_path):
-    out = tmp_path / name
-    assert main(["experiment", name, "--epochs", "1", "--subset", "150", "--sample", "--out", str(out)]) == 0
+    out = tmp_path / name  # --out is the sweep's folder: each experiment in OUT/NAME/
+    assert main(["experiment", name, "--epochs", "1", "--subset", "150", "--sample", "--jobs", "1",
+                 "--out", str(tmp_path)]) == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["configuration"] for r in rows] == [c["label"] for c in experiment_configs(name)]
     for row in rows:
@@ -106,12 +107,14 @@ def test_experiment_cli_trains_with_the_initializer_given(tmp_path, monkeypatch)
     monkeypatch.setattr(mlpx.model, "initial_weights", lambda name, *a: used.append(name) or original(name, *a))
     out = tmp_path / "torch"
     assert main(["experiment", "activations", "--init", "torch_default", "--epochs", "1", "--subset", "100",
-                 "--sample", "--out", str(out)]) == 0  # --jobs 1: runs in this process, where the spy sees them
+                 "--sample", "--jobs", "1", "--out", str(out)]) == 0  # runs in this process, where the spy sees them
     assert used == ["torch_default"] * 4
+    out = out / "activations"
     assert json.loads((out / "results.json").read_text())["settings"]["initialization"] == "torch_default"
     out = tmp_path / "grid"
     assert main(["experiment", "init-grid", "--init", "lecun_normal", "lecun_uniform", "--epochs", "1",
-                 "--subset", "100", "--sample", "--out", str(out)]) == 0
+                 "--subset", "100", "--sample", "--jobs", "1", "--out", str(out)]) == 0
+    out = out / "init-grid"
     assert used[4:] == ["lecun_normal"] * 4 + ["lecun_uniform"] * 4
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["configuration"] for r in rows][:2] == ["lecun_normal / sigmoid", "lecun_normal / tanh"]

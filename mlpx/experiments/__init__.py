@@ -199,32 +199,31 @@ def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
                    subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
                    backend: str | None = None, blas_threads: int = 1, progress: bool = True,
-                   init: str | Sequence[str] | None = None) -> dict:
+                   init: str | Sequence[str] | None = None, store=None) -> dict:
     """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
 
     Each run uses ``blas_threads`` BLAS threads (default 1) wherever it executes, so that the executor and
     ``jobs`` do not change the numbers. ``init`` changes the initialization (see :func:`experiment_configs`).
-    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written}.
+    Runs go through the run store ``store`` (default ``out/runs``; see ``store.py``): a run already there is
+    reused, each new one is stored as it finishes. Several experiments as one sweep: ``suite.run_suite``.
+    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written,
+    "sweep": the sweep's account (``suite.Sweep``)}.
     """
-    from ..executors import make_executor
+    from pathlib import Path
+
     from .results import summarize, write_results
+    from .store import RunStore
+    from .suite import plan, run_sweep, settings_for
 
     experiment_configs(name, init)  # fails early, naming what is valid, on an unknown experiment or initializer
-    description = EXPERIMENTS[name][0]
     epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
     data = _data_spec(dataset, data_dir, subset, sample)
-    tasks = make_tasks(name, epochs, seeds, data, blas_threads, backend, init)
-    start = time.perf_counter()
-    with make_executor(executor, jobs, backend=backend) as pool:
-        results = run_tasks(tasks, pool, progress)
-    settings = {"dataset": "MNIST sample (bundled)" if data["sample"] else dataset, "epochs": epochs,
-                "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10",
-                "BLAS threads per run": blas_threads}
-    if subset:
-        settings["subset"] = f"first {subset} train/test images"
-    if init is not None and name != "init-grid":
-        settings["initialization"] = init if isinstance(init, str) else ", ".join(init)
-    files = write_results(out, name, description, results, settings)
-    print(f"mlpx: experiment {name}: {len(results)} runs in {time.perf_counter() - start:.0f} s; "
-          f"results in {out}/results.md", file=sys.stderr)
-    return {"results": results, "rows": summarize(results), "files": files}
+    entries = plan([name], epochs, seeds, data, blas_threads, backend, init)
+    sweep = run_sweep(entries, RunStore(Path(out) / "runs" if store is None else store), executor, jobs, backend,
+                      progress)
+    results = sweep.results
+    files = write_results(out, name, EXPERIMENTS[name][0], results,
+                          settings_for(name, data, epochs, seeds, blas_threads, init))
+    print(f"mlpx: experiment {name}: {len(results)} runs ({sweep.runs_trained} trained, {sweep.runs_reused} "
+          f"reused) in {sweep.wall_seconds:.0f} s; results in {out}/results.md", file=sys.stderr)
+    return {"results": results, "rows": summarize(results), "files": files, "sweep": sweep}
