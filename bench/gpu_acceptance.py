@@ -99,17 +99,14 @@ def step_time(backend: str, steps: int) -> dict:
     ops = _ops(backend)
     model = mlpx.MLP(list(REFERENCE), activation="relu", seed=0, backend=ops).compile(optimizer="sgd")
     rng = np.random.default_rng(0)
-    x = model._inputs(rng.random((BATCH * 8, REFERENCE[0]), dtype=np.float32))
-    y = model._targets(rng.integers(0, 10, BATCH * 8), BATCH * 8)
+    x, y = model.to_backend(rng.random((BATCH * 8, REFERENCE[0]), dtype=np.float32),
+                            rng.integers(0, 10, BATCH * 8))
     order = ops.asarray(np.arange(BATCH * 8, dtype=np.int64))
     stats = ops.zeros(2, np.float64)
 
     def one(step):
         index = order[(step % 8) * BATCH:][:BATCH]
-        bufs = model._batch_buffers(BATCH)
-        ops.take_rows(x, index, bufs["x"])
-        ops.take_rows(y, index, bufs["y"])
-        model._step(bufs["x"], bufs["y"], bufs, stats)
+        model._train_batch(x, y, index, stats)
 
     for step in range(3):                                  # warm-up: compile, allocate, start cuBLAS
         one(step)

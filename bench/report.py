@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from mlpx._io import atomic_write, atomic_write_text
-from mlpx.plot import _figure  # an Agg figure without pyplot's global state (dpi 100)
+from mlpx.study.plot import _figure  # an Agg figure without pyplot's global state (dpi 100)
 
 
 def _fmt_ratio(value) -> str:

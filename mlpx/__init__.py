@@ -14,7 +14,8 @@ from .backend import backend_report, get_ops, require_gpu, set_backend, warmup
 from .model import MLP
 from .serialization import load
 from .threads import set_num_threads
-from .training import Callback, History
+from .callbacks import Callback
+from .history import History
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "load", "datasets", "optim", "set_backend", "get_ops", "require_gpu", "set_num_threads",

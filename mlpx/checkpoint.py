@@ -1,4 +1,4 @@
-"""Per-epoch training checkpoints and exact resume.
+"""Per-epoch training checkpoints: the file format, saved and loaded (resuming is :func:`mlpx.training.resume`).
 
 A checkpoint is a model file (``serialization.model_arrays``: weights, optimizer config and state with its step
 count) plus what the training loop needs to carry on as if never stopped: the epoch reached, the shuffle
@@ -19,8 +19,8 @@ import numpy as np
 from ._io import atomic_write
 from . import callbacks as builtin_callbacks
 from ._checks import check_array, check_finite
+from .history import History
 from .serialization import json_entry, model_arrays, model_from_arrays, read_model_file
-from .training import History, fit
 
 CHECKPOINT_FORMAT = "mlpx.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -136,22 +136,11 @@ def restore_callbacks(callbacks, states: list) -> None:
         cb.load_state_dict(entry["state"])
 
 
-def resume(path, x, y, epochs: int, callbacks=None, backend: str | None = None, **fit_kwargs):
-    """Continue the run checkpointed at ``path`` up to ``epochs`` total epochs, checkpointing to the same file.
+def __getattr__(name: str):
+    """``mlpx.checkpoint.resume``, the older home of :func:`mlpx.training.resume`: this module only saves and
+    loads; continuing a run is the training loop's job."""
+    if name == "resume":
+        from .training import resume
 
-    ``x``, ``y``, batch size, validation data and callbacks must be those of the original run for an exact
-    continuation. A run that early stopping ended is not trained further: its callbacks' ``on_train_end`` runs
-    (restoring the best weights, as at the original end) and it is returned as it ended. Returns (model, history).
-    """
-    ckpt = load_checkpoint(path, backend)
-    callbacks = list(callbacks or [])
-    restore_callbacks(callbacks, ckpt.callback_states)
-    if ckpt.history.stop_reason == "early stopping":  # that run is over: no more epochs, just its ending
-        for cb in callbacks:
-            cb.on_train_end(ckpt.model)  # e.g. EarlyStopping puts back the best epoch's weights
-        return ckpt.model, ckpt.history
-    fit_kwargs.setdefault("checkpoint", path)
-    fit_kwargs.setdefault("checkpoint_extra", ckpt.extra)
-    history = fit(ckpt.model, x, y, epochs=epochs, callbacks=callbacks, initial_epoch=ckpt.epoch,
-                  history=ckpt.history, loop_state=ckpt.loop_state, **fit_kwargs)
-    return ckpt.model, history
+        return resume
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -257,4 +257,4 @@ def _make_dataset(name, x_train, y_train, x_test, y_test, normalize, validation_
     return Dataset(name, x_train, y_train, x_test, y_test, x_val, y_val, tuple(DATASETS[name]["classes"]), source)
 
 
-from .tv import from_torchvision  # noqa: E402,F401  (torchvision datasets as arrays; see mlpx/tv.py)
+from .torchvision_data import from_torchvision  # noqa: E402,F401  (torchvision datasets as arrays)

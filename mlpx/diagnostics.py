@@ -13,7 +13,7 @@ point, :class:`LayerDiagnostics` records one dict (``History.layer_stats[i][l]``
   ``saturated_fraction`` (sigmoid, tanh): the fraction of the batch's (sample, unit) outputs that sit where the
   derivative is about 0.01 or less: sigmoid output < 0.01 or > 0.99, |tanh| > 0.99; or
   ``inactive_fraction`` (relu, leaky_relu): the fraction of units whose output is <= 0 on every sample of the batch
-  (dead for that batch: relu passes no gradient there, leaky relu only ``alpha`` of it).
+  (dead for that batch: relu passes no gradient there, leaky relu only ``leaky_slope`` of it).
 
 How it is measured, and what it costs. Nothing changes in the training step, for any optimizer:
 

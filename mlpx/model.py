@@ -16,6 +16,7 @@ from .backend import get_ops
 from .initializers import initial_weights
 from .losses import check_loss_for_head, loss_op_name
 from .optim import Optimizer, make_optimizer
+from .policy import TrainingPolicy, training_policy
 
 HEADS = ("softmax", "identity")
 DTYPES = ("float32", "float64")
@@ -28,7 +29,7 @@ class MLP:
     Parameters
     ----------
     layer_sizes: input size, hidden sizes, output size.
-    activation: hidden activation: sigmoid, tanh, relu, leaky_relu (slope ``alpha``) or identity.
+    activation: hidden activation: sigmoid, tanh, relu, leaky_relu (negative slope ``leaky_slope``) or identity.
     output: ``"softmax"`` (class labels) or ``"identity"`` (real-valued targets).
     init: weight initializer (see ``mlpx.initializers.INITIALIZERS``); biases start at zero, except with
         ``"torch_default"`` (PyTorch's ``nn.Linear`` draws them too).
@@ -44,11 +45,14 @@ class MLP:
         data: dense). Only the Numba CPU backend has the sparse kernels; the NumPy reference (``MLPX_NUMBA=0``)
         and the GPU backends always train dense. Inference (predict, evaluate, transform) is always dense.
         ``model.input_path`` says which path the last training ran and why.
+    leaky_slope: leaky_relu's slope for negative inputs, 0 <= leaky_slope < 1 (default 0.01). ``alpha=`` is its
+        older name, still accepted (model files saved with ``"alpha"`` in their config load unchanged).
     """
 
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", output: str = "softmax",
-                 init: str = "xavier_uniform", alpha: float = 0.01, seed: int | None = None,
-                 dtype: str = "float32", backend: str | None = None, input_sparsity: str = "auto"):
+                 init: str = "xavier_uniform", leaky_slope: float = 0.01, seed: int | None = None,
+                 dtype: str = "float32", backend: str | None = None, input_sparsity: str = "auto", *,
+                 alpha: float | None = None):
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes: expected a list of at least 2 sizes (inputs ... outputs), "
@@ -61,13 +65,19 @@ class MLP:
             raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         if input_sparsity not in INPUT_SPARSITY:
             raise ValueError(f"input_sparsity: expected one of {', '.join(INPUT_SPARSITY)}, got {input_sparsity!r}")
-        if not 0 <= alpha < 1:
-            raise ValueError(f"alpha (leaky relu slope): expected 0 <= alpha < 1, got {alpha!r}")
+        name = "leaky_slope"
+        if alpha is not None:  # the older name of leaky_slope
+            if leaky_slope != 0.01 and leaky_slope != alpha:
+                raise ValueError(f"leaky_slope={leaky_slope!r} and alpha={alpha!r}: alpha is the older name of "
+                                 f"leaky_slope; give one of them")
+            name, leaky_slope = "alpha", alpha
+        if not 0 <= leaky_slope < 1:
+            raise ValueError(f"{name} (leaky relu slope): expected 0 <= {name} < 1, got {leaky_slope!r}")
         self.layer_sizes = [int(s) for s in sizes]
         self.activation = check_activation(activation)
         self.output = output
         self.init = init
-        self.alpha = float(alpha)
+        self.leaky_slope = float(leaky_slope)
         self.seed = seed = _checks.check_seed(seed)
         self.dtype = np.dtype(dtype)
         self.ops = get_ops(backend)
@@ -107,6 +117,11 @@ class MLP:
         if state is not None:
             self.optimizer.load_state_dict(ops, state, self.dtype, self.params.size)
         return self
+
+    @property
+    def alpha(self) -> float:
+        """The older name of :attr:`leaky_slope`."""
+        return self.leaky_slope
 
     @property
     def n_features(self) -> int:
@@ -201,7 +216,7 @@ class MLP:
     def get_config(self) -> dict:
         """Everything needed to rebuild this model (weights aside)."""
         return {"layer_sizes": self.layer_sizes, "activation": self.activation, "output": self.output,
-                "init": self.init, "alpha": self.alpha, "seed": self.seed, "dtype": self.dtype.name,
+                "init": self.init, "leaky_slope": self.leaky_slope, "seed": self.seed, "dtype": self.dtype.name,
                 "input_sparsity": self.input_sparsity, "loss": self.loss}
 
     def __repr__(self) -> str:
@@ -209,6 +224,16 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
     # ---- data in ------------------------------------------------------------------------------------------------
+    def to_backend(self, x, y=None, names: tuple[str, str] = ("x", "y")):
+        """x (and y) checked and put on the model's backend in its dtype (labels as int32), once: what ``fit``
+        does with its data set before the first batch, for loops that drive :meth:`_train_batch` themselves (the
+        scikit-learn estimators, the step counter). ``names`` name the arguments in the errors. Returns x on the
+        backend, or (x, y) when y is given."""
+        x_dev = self._inputs(x, names[0])
+        if y is None:
+            return x_dev
+        return x_dev, self._targets(y, x_dev.shape[0], names[1])
+
     def _inputs(self, x, what: str = "x"):
         """Validate x and put it on the backend in the model's dtype (no copy when it already is)."""
         self._check_array_kind(x, what)
@@ -244,8 +269,9 @@ class MLP:
             self._buffers[batch] = bufs
         return bufs
 
-    def _forward_hidden(self, x, bufs, stop: int | None = None, sparse=None) -> None:
-        """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers; the output layer's z = a @ W without bias.
+    def _forward(self, x, bufs, stop: int | None = None, sparse=None) -> None:
+        """a[l] = act(a[l-1] @ W[l] + b[l]) for the hidden layers, then the output layer's product z = a @ W into
+        a[-1], without its bias: the head op that follows (a loss op, ``softmax``) adds the bias and applies the head.
         ``stop`` ends the pass after that many layers (feature extraction). With ``sparse`` (x's nonzero lists,
         see :meth:`_sparse_batch`) the first product runs over x's nonzeros only."""
         ops, a_prev = self.ops, x
@@ -256,13 +282,14 @@ class MLP:
             else:
                 ops.gemm(a_prev, self.W[layer], out=a)
             if layer < self.n_layers - 1:
-                ops.bias_act_forward(a, self.b[layer], self.activation, a, self.alpha)
+                ops.bias_act_forward(a, self.b[layer], self.activation, a, self.leaky_slope)
             a_prev = a
 
-    def _loss_and_output_delta(self, y, bufs, stats) -> None:
-        """Output layer: add bias, apply the head, accumulate the loss, write dLoss/dz into delta[-1]."""
+    def _loss_and_output_delta(self, y, bufs, stats, row_weights=None) -> None:
+        """Output layer: add bias, apply the head, accumulate the loss, write dLoss/dz into delta[-1]; with
+        ``row_weights`` (one per row, on the backend) the loss is the weighted mean (see ``NumpyOps.softmax_xent``)."""
         op = getattr(self.ops, loss_op_name(self.loss, self.output))
-        op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats)
+        op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats, row_weights)
 
     def _backward(self, x, bufs, fold=None, sparse=None) -> None:
         """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input.
@@ -297,29 +324,42 @@ class MLP:
                 ops.gemm_accumulate(a_in, delta, self.W[layer], *fold, trans_a=True)  # W = beta W + alpha dW
             if layer > 0:
                 ops.act_backward_bias_grad(d_prev, bufs["a"][layer - 1], self.activation, d_prev,
-                                           self.db[layer - 1], self.alpha)       # delta = . * act'(a), db
+                                           self.db[layer - 1], self.leaky_slope)  # delta = . * act'(a), db
 
-    def _step(self, x, y, bufs, stats, row_scale=None) -> None:
-        """One SGD step on a batch already on the backend; accumulates [loss sum, correct] into stats.
+    def _train_batch(self, x_dev, y_dev, index, stats, row_weights=None, policy: TrainingPolicy | None = None):
+        """The one training step, shared by ``fit``'s loop, the scikit-learn loop and the step counter: gather the
+        rows ``index`` (backend int64 array) of the backend data set (x_dev, y_dev) into the batch buffers, then
+        forward, loss, backward and the optimizer's update; [loss sum, correct] accumulate into ``stats`` (on the
+        device, no host synchronization). Returns the batch buffers.
 
-        ``row_scale`` (backend array, one factor per row) weights the samples: with w_i * B / sum(w) it turns the
-        mean loss's gradient into the gradient of the weighted mean sum(w_i loss_i) / sum(w) (sample weights).
+        ``row_weights`` (backend array, one per row of the batch) makes the step's loss the weighted mean
+        sum(w_i loss_i) / sum(w) (scikit-learn's sample weights); ``stats`` then gets the weighted loss sum.
+        ``policy`` is how to run the step (:func:`mlpx.policy.training_policy`, decided once per ``fit``;
+        decided here when not given).
         """
-        fold = self.optimizer.folded_weight_update(self.ops)
-        self._gradients(x, y, bufs, stats, row_scale, fold)
+        ops = self.ops
+        bufs = self._batch_buffers(index.shape[0])
+        ops.take_rows(x_dev, index, bufs["x"])
+        ops.take_rows(y_dev, index, bufs["y"])
+        self._step(bufs["x"], bufs["y"], bufs, stats, row_weights, policy or training_policy(self))
+        return bufs
+
+    def _step(self, x, y, bufs, stats, row_weights, policy: TrainingPolicy) -> None:
+        """The step of :meth:`_train_batch` on a batch (x, y) already on the backend (``train_step`` passes its
+        arrays as they are, the loops the gathered ``bufs["x"]``, ``bufs["y"]``)."""
+        fold = self.optimizer.folded_weight_update() if policy.fold_sgd else None
+        self._gradients(x, y, bufs, stats, row_weights, fold)
         if fold is None:
             self.optimizer.step(self.ops, self.params, self.grads)
         else:  # the weights were updated inside the backward pass; the biases remain
             self.optimizer.step_ranges(self.ops, self.params, self.grads, self._bias_ranges)
 
-    def _gradients(self, x, y, bufs, stats, row_scale=None, fold=None) -> None:
+    def _gradients(self, x, y, bufs, stats, row_weights=None, fold=None) -> None:
         """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer (the weights
         updated in place instead when ``fold`` is given, see :meth:`_backward`)."""
         sparse = self._sparse_batch(x, bufs)
-        self._forward_hidden(x, bufs, sparse=sparse)
-        self._loss_and_output_delta(y, bufs, stats)
-        if row_scale is not None:
-            bufs["delta"][-1] *= row_scale.reshape(-1, 1)
+        self._forward(x, bufs, sparse=sparse)
+        self._loss_and_output_delta(y, bufs, stats, row_weights)
         self._backward(x, bufs, fold, sparse)
 
     def _sparse_batch(self, x, bufs):
@@ -379,28 +419,36 @@ class MLP:
         self._require_compiled()
         x = self._inputs(x_batch, "x_batch")
         y = self._targets(y_batch, x.shape[0], "y_batch")
-        bufs = self._batch_buffers(x.shape[0])
         stats = self.ops.zeros(2, np.float64)
-        self._step(x, y, bufs, stats)
+        self._step(x, y, self._batch_buffers(x.shape[0]), stats, None, training_policy(self))
         return float(self.ops.to_host(stats)[0]) / x.shape[0]
 
     # ---- training loop ------------------------------------------------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: int = 64, validation_data=None, shuffle: bool = True,
-            verbose: int = 1, callbacks=None, diagnostics: bool = True):
+            verbose: int = 1, callbacks=None, diagnostics: bool = True, log_every: int = 200,
+            log_val_samples: int = 2000, checkpoint=None, checkpoint_extra: dict | None = None):
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a :class:`mlpx.History`.
 
         The per-epoch training loss and accuracy are means over the epoch's batches (computed before each batch's
         update, without an extra pass), as Keras reports them. ``callbacks`` receive ``on_epoch_end(model, logs)``.
-        ``diagnostics=False`` skips the per-layer statistics (``History.layer_stats``, see mlpx.diagnostics).
+
+        - ``log_every``: optimizer steps between log points (``History.iterations``, ``iteration_loss``, ...);
+          ``log_val_samples`` caps the validation samples evaluated at each log point (the first ones)
+        - ``diagnostics=False`` skips the per-layer statistics at log points (``History.layer_stats``, see
+          mlpx.diagnostics)
+        - ``checkpoint``: a path written atomically after every epoch (with ``checkpoint_extra``, JSON, stored
+          beside), from which :func:`mlpx.training.resume` continues the run exactly
         """
         from .training import fit
 
         return fit(self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   shuffle=shuffle, verbose=verbose, callbacks=callbacks, diagnostics=diagnostics)
+                   shuffle=shuffle, verbose=verbose, callbacks=callbacks, diagnostics=diagnostics,
+                   log_every=log_every, log_val_samples=log_val_samples, checkpoint=checkpoint,
+                   checkpoint_extra=checkpoint_extra)
 
     # ---- inference ----------------------------------------------------------------------------------------------
     def _output_batches(self, x, batch_size: int, stop: int | None = None):
-        """(start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward_hidden``. Checks
+        """(start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward``. Checks
         ``batch_size`` now, not at the first batch (0 would fail inside ``range``, -1 yield no batch at all)."""
         batch_size = _checks.check_positive_int(batch_size, "batch_size")
         return self._output_batches_checked(x, batch_size, stop)
@@ -409,7 +457,7 @@ class MLP:
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             bufs = self._batch_buffers(xb.shape[0])
-            self._forward_hidden(xb, bufs, stop=stop)
+            self._forward(xb, bufs, stop=stop)
             yield start, bufs
 
     def transform(self, x, layer: int = -1, batch_size: int = 1024) -> np.ndarray:
@@ -436,7 +484,10 @@ class MLP:
         x = self._inputs(x)
         result = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
         for start, bufs in self._output_batches(x, batch_size):
-            z, probs = bufs["a"][-1], bufs["delta"][-1]
+            z = bufs["a"][-1]
+            probs = bufs.get("probs")
+            if probs is None:  # inference's own output buffer, allocated on first use
+                probs = bufs["probs"] = self.ops.empty(z.shape, self.dtype)
             self.ops.softmax(z, self.b[-1], probs)
             result[start:start + z.shape[0]] = self.ops.to_host(probs)
         return result

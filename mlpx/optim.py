@@ -37,8 +37,8 @@ class Optimizer:
         self._scratch = None
 
     def _ensure_state(self, ops, params) -> None:
-        if self._scratch is None and ops.needs_scratch:  # fused kernels keep their temporaries in registers
-            self._scratch = ops.empty(params.shape, params.dtype)
+        if self._scratch is None:  # None again on fused backends: they keep their temporaries in registers
+            self._scratch = ops.update_scratch(params)
         for key in self.state_names:
             if key not in self.state:
                 self.state[key] = ops.zeros(params.shape, params.dtype)
@@ -78,9 +78,10 @@ class Optimizer:
     def _update(self, ops, params, grads) -> None:
         raise NotImplementedError
 
-    def folded_weight_update(self, ops) -> tuple[float, float] | None:
-        """(alpha, beta) when this step's weight update is ``W <- beta * W + alpha * dW`` and backend ``ops`` can do
-        it inside the weight-gradient product (``ops.gemm_accumulate``); None otherwise (the usual path)."""
+    def folded_weight_update(self) -> tuple[float, float] | None:
+        """BLAS's (alpha, beta) when this step's weight update is ``W <- beta * W + alpha * dW``, so that it can
+        run inside the weight-gradient product; None when the update needs the gradient itself. Whether a step
+        does fold is the training policy's decision (:func:`mlpx.policy.fold_sgd`), not the optimizer's."""
         return None
 
     def step_ranges(self, ops, params, grads, ranges) -> None:
@@ -123,13 +124,12 @@ class SGD(Optimizer):
                        momentum=self.momentum, dampening=self.dampening, nesterov=self.nesterov,
                        weight_decay=self.weight_decay, first_step=self.step_count == 1)
 
-    def folded_weight_update(self, ops):
-        """Plain SGD (no momentum) folds into the weight-gradient gemm: ``W <- (1 - lr wd) W - lr a^T delta``.
-
-        On a backend whose ``gemm_accumulate`` is free (NumbaOps: BLAS's own alpha and beta) this saves one pass
-        over all parameters per step. Momentum needs the gradient itself, so it takes the usual path.
+    def folded_weight_update(self):
+        """Plain SGD (no momentum) folds into the weight-gradient gemm: ``W <- (1 - lr wd) W - lr a^T delta``
+        (where the backend's ``gemm_accumulate`` is free this saves one pass over all parameters per step, see
+        mlpx.policy). Momentum needs the gradient itself, so it takes the usual path.
         """
-        if self.momentum != 0 or not ops.fast_gemm_accumulate:
+        if self.momentum != 0:
             return None
         return -self.lr, 1.0 - self.lr * self.weight_decay
 
@@ -146,6 +146,8 @@ class SGD(Optimizer):
 
 class RMSProp(Optimizer):
     """RMSProp, as ``torch.optim.RMSprop`` (square average decay ``alpha``, optional momentum and centering).
+
+    ``alpha`` keeps PyTorch's name (and saved optimizer configs' key); the ops call it ``decay``.
 
     ``weight_decay`` adds ``weight_decay * param`` to the gradient (PyTorch's convention).
     """
@@ -165,7 +167,7 @@ class RMSProp(Optimizer):
     def _update(self, ops, params, grads):
         s = self.state
         ops.rmsprop_update(params, grads, s["square_avg"], s["grad_avg"], s["momentum_buffer"], self._scratch,
-                           lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                           lr=self.lr, decay=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
                            momentum=self.momentum, centered=self.centered)
 
     def get_config(self):

@@ -13,6 +13,9 @@ import numpy as np
 
 from ._checks import check_array
 from ._io import atomic_write
+from .backend import get_ops
+from .model import MLP
+from .optim import make_optimizer
 
 FORMAT = "mlpx.MLP"
 FORMAT_VERSION = 1
@@ -121,10 +124,6 @@ def model_from_arrays(arrays: dict, backend=None, source: str = "model file"):
     Every entry is checked against what the configured model expects (shape, dtype, finite values) before it is
     used: the fused kernels trust their buffers' lengths. Errors name ``source`` and the entry.
     """
-    from .backend import get_ops
-    from .model import MLP
-    from .optim import make_optimizer
-
     ops = get_ops(backend)  # outside the try: a bad backend name is not the file's fault
     config = json_entry(arrays, "config", source)
     try:

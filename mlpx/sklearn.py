@@ -175,8 +175,7 @@ class _BaseMLP(BaseEstimator):
         if validation is not None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self._best_weights = model.get_weights()
-        x_dev = model._inputs(x_train, "X")
-        y_dev = model._targets(y_train, x_dev.shape[0], "y")
+        x_dev, y_dev = model.to_backend(x_train, y_train, names=("X", "y"))
         for _ in range(1 if incremental else self.max_iter):
             loss = run_epoch(model, x_dev, y_dev, w_train, batch_size, bool(self.shuffle), float(self.alpha))
             self.n_iter_ += 1

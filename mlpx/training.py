@@ -8,7 +8,12 @@ integer test for the log point and a flag test for Ctrl-C.
 
 Safety: a non-finite loss at a read-back stops the run and restores the last weights known to give a finite loss
 (:class:`DivergenceGuard`); Ctrl-C stops at the end of the current step; ``checkpoint=`` writes an atomic
-checkpoint after every epoch from which :func:`mlpx.checkpoint.resume` continues the run exactly.
+checkpoint after every epoch (:class:`CheckpointWriter`, the file format in :mod:`mlpx.checkpoint`) from which
+:func:`resume` continues the run exactly. :func:`resume` (a checkpoint file) and :func:`continue_run` (a loaded
+checkpoint, as ``mlpx train --resume`` uses it) are the one way a run continues.
+
+How a step runs on the backend (fold plain SGD into the gemm, share OpenBLAS's threads, sparse first layer) is
+decided once per ``fit`` by :func:`mlpx.policy.training_policy`; the step itself is ``MLP._train_batch``.
 """
 from __future__ import annotations
 
@@ -18,72 +23,15 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import _checks
 from .callbacks import Callback, check_callbacks  # noqa: F401  (Callback re-exported: mlpx.Callback)
+from .checkpoint import Checkpoint, load_checkpoint, restore_callbacks, save_checkpoint
 from .diagnostics import LayerDiagnostics
-
-
-@dataclass
-class History:
-    """What ``fit`` recorded; ``to_dict()`` is history.json, so every field is documented here.
-
-    Per epoch (one entry per completed epoch, same index in every list):
-
-    - ``loss``, ``accuracy``: mean training loss and accuracy over the epoch's batches (accuracy: softmax heads)
-    - ``val_loss``, ``val_accuracy``: on the whole validation set at the epoch's end (with validation data)
-    - ``lr``: the learning rate the epoch trained with (after any schedule)
-    - ``epoch_seconds``: wall time of the epoch, validation included
-
-    Per log point (every ``log_every`` optimizer steps, counted over the whole run):
-
-    - ``iterations``: the optimizer's step count at the point
-    - ``iteration_loss``: mean training loss per sample since the previous point (it may span an epoch boundary)
-    - ``iteration_val_loss``: validation loss at the point, on the first ``log_val_samples`` validation samples
-    - ``layer_stats``: with ``diagnostics`` (the default), one list per point of one dict per layer from the step
-      at that point: ``grad_norm``, ``bias_grad_norm``, ``weight_norm``, ``update_ratio``; for hidden layers also
-      ``activation_mean`` and ``saturated_fraction`` (sigmoid, tanh) or ``inactive_fraction`` (relu family); see
-      :mod:`mlpx.diagnostics`. Empty when no point had diagnostics, None at points without them otherwise
-
-    For the whole run:
-
-    - ``steps``: optimizer steps (mini-batch updates) made, ceil(n / batch_size) per full epoch, fewer when the
-      run stopped mid-epoch; reports state this, not the last log point
-    - ``stop_reason``: why the run ended early ('early stopping', 'interrupted', 'diverged: ...'), None when it
-      ran all its epochs
-    """
-
-    loss: list = field(default_factory=list)
-    accuracy: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    epoch_seconds: list = field(default_factory=list)
-    iterations: list = field(default_factory=list)
-    iteration_loss: list = field(default_factory=list)
-    iteration_val_loss: list = field(default_factory=list)
-    layer_stats: list = field(default_factory=list)
-    steps: int = 0
-    stop_reason: str | None = None
-
-    @property
-    def history(self) -> dict:
-        """The recorded lists as a dict, Keras-style (``history.history["loss"]``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if isinstance(getattr(self, f.name), list) and getattr(self, f.name)}
-
-    def to_dict(self) -> dict:
-        """Every field, JSON-ready (for history.json and checkpoints)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        """A History from ``to_dict()``'s dict; unknown keys (e.g. the ``window`` of older files) are dropped."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+from .history import History  # noqa: F401  (re-exported: mlpx.training.History)
+from .policy import training_policy
 
 
 class DivergenceGuard:
@@ -147,7 +95,7 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
         diagnostics: bool = True) -> History:
     """Train ``model`` on (x, y); see ``MLP.fit``. Beyond its arguments: ``initial_epoch``, ``history`` and
     ``loop_state`` (the loop's own carry-over, e.g. the partial iteration-loss window, as a checkpoint holds it)
-    continue a run (see :func:`mlpx.checkpoint.resume`); ``checkpoint`` is a path written atomically after every
+    continue a run (see :func:`continue_run`); ``checkpoint`` is a path written atomically after every
     epoch (with ``checkpoint_extra``, JSON, stored beside); ``log_val_samples`` caps the validation samples evaluated
     at each ``log_every`` point (the first ones of the validation set; the per-epoch validation uses all of them).
     ``diagnostics`` records ``History.layer_stats`` at the log points (:mod:`mlpx.diagnostics`). On by default: it
@@ -170,10 +118,11 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
     callbacks = check_callbacks(callbacks)
     history = history if history is not None else History()
     history.stop_reason = None
+    policy = training_policy(model)  # after choose_input_path: how every step of this fit runs
     loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples, loop_state,
-                 diagnostics=bool(diagnostics))
-    parameter_pass = model.optimizer.folded_weight_update(model.ops) is None
-    with _stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(parameter_pass):
+                 diagnostics=bool(diagnostics), policy=policy)
+    writer = None if checkpoint is None else CheckpointWriter(checkpoint, checkpoint_extra)
+    with _stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(policy.share_blas_threads):
         for cb in callbacks:
             cb.on_train_begin(model)
         try:
@@ -191,11 +140,8 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
                     print(_epoch_line(epoch, epochs, logs), file=sys.stderr if loop.bar_shown else sys.stdout)
                 if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):
                     history.stop_reason = "early stopping"
-                if checkpoint is not None:
-                    from .checkpoint import save_checkpoint
-
-                    save_checkpoint(checkpoint, model, history, epoch + 1, callbacks, checkpoint_extra,
-                                    loop_state=loop.state_dict())
+                if writer is not None:
+                    writer.save(model, history, epoch + 1, callbacks, loop.state_dict())
                 if history.stop_reason:
                     break
         except TrainingDiverged as err:
@@ -203,17 +149,64 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
             history.stop_reason = f"diverged: {err}"
             _say(True, f"mlpx: training diverged: {err}. Stopped and restored the weights of step "
                        f"{loop.guard.good_step}, the last known to give a finite loss; try a smaller learning rate")
-        for cb in callbacks:
-            cb.on_train_end(model)
+        _end_run(model, callbacks)
     return history
+
+
+def _end_run(model, callbacks) -> None:
+    """How every run ends, trained or resumed after its end: the callbacks' ``on_train_end`` (EarlyStopping puts
+    back the best epoch's weights)."""
+    for cb in callbacks:
+        cb.on_train_end(model)
+
+
+class CheckpointWriter:
+    """Saving a run, the second job of ``fit`` beside the loop: after every epoch, everything :func:`resume`
+    needs (model, optimizer, shuffle state, history, loop state, callbacks' states, the caller's ``extra`` JSON)
+    is written atomically to ``path`` in the format of :mod:`mlpx.checkpoint`."""
+
+    def __init__(self, path, extra: dict | None = None):
+        self.path, self.extra = path, extra
+
+    def save(self, model, history: History, epochs_done: int, callbacks, loop_state: dict) -> None:
+        save_checkpoint(self.path, model, history, epochs_done, callbacks, self.extra, loop_state=loop_state)
+
+
+def continue_run(ckpt: Checkpoint, x, y, epochs: int, callbacks=None, **fit_kwargs):
+    """Continue the loaded checkpoint ``ckpt`` (:func:`mlpx.checkpoint.load_checkpoint`) up to ``epochs`` total
+    epochs; returns (model, history). The one resume implementation: :func:`resume` and ``mlpx train --resume``
+    both end here.
+
+    ``x``, ``y``, batch size, validation data and callbacks must be those of the original run for an exact
+    continuation (the callbacks are rebuilt by the caller and get their saved states here). ``fit_kwargs`` go to
+    :func:`fit` (``checkpoint`` to keep checkpointing; ``checkpoint_extra`` defaults to the checkpoint's own). A run
+    that early stopping ended is not trained further: it ends as a finished run ends (the callbacks'
+    ``on_train_end``, e.g. EarlyStopping restoring the best weights) and is returned with its history.
+    """
+    callbacks = list(callbacks or [])
+    restore_callbacks(callbacks, ckpt.callback_states)
+    if ckpt.history.stop_reason == "early stopping":  # that run is over: no more epochs, just its ending
+        _end_run(ckpt.model, callbacks)
+        return ckpt.model, ckpt.history
+    fit_kwargs.setdefault("checkpoint_extra", ckpt.extra)
+    history = fit(ckpt.model, x, y, epochs=epochs, callbacks=callbacks, initial_epoch=ckpt.epoch,
+                  history=ckpt.history, loop_state=ckpt.loop_state, **fit_kwargs)
+    return ckpt.model, history
+
+
+def resume(path, x, y, epochs: int, callbacks=None, backend: str | None = None, **fit_kwargs):
+    """Continue the run checkpointed at ``path`` up to ``epochs`` total epochs, checkpointing to the same file
+    (see :func:`continue_run`). Returns (model, history)."""
+    fit_kwargs.setdefault("checkpoint", path)
+    return continue_run(load_checkpoint(path, backend), x, y, epochs, callbacks, **fit_kwargs)
 
 
 class _Loop:
     """One epoch at a time over device-resident data, with the read-back points of the module docstring."""
 
     def __init__(self, model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples,
-                 loop_state: dict | None = None, diagnostics: bool = False):
-        self.model, self.x, self.y, self.val = model, x_dev, y_dev, val
+                 loop_state: dict | None = None, diagnostics: bool = False, policy=None):
+        self.model, self.x, self.y, self.val, self.policy = model, x_dev, y_dev, val, policy
         self.batch_size, self.shuffle, self.history, self.log_every = batch_size, shuffle, history, log_every
         self.val_log = None if val is None else (val[0][:log_val_samples], val[1][:log_val_samples])
         # [loss sum, correct] on the device since the last read-back; with diagnostics, the head of their device
@@ -276,12 +269,10 @@ class _Loop:
                     self.read_back(totals)
                     return None
                 index = order[step * bs:(step + 1) * bs]
-                bufs = model._batch_buffers(index.shape[0])
-                ops.take_rows(self.x, index, bufs["x"])
-                ops.take_rows(self.y, index, bufs["y"])
                 if self.diagnostics is not None and (model.optimizer.step_count + 1) % self.log_every == 0:
-                    self.diagnostics.before_step(bufs)  # the next step is a log point's: keep W before it
-                model._step(bufs["x"], bufs["y"], bufs, self.pending)
+                    # the next step is a log point's: keep W before it (and the batch buffers it will fill)
+                    self.diagnostics.before_step(model._batch_buffers(index.shape[0]))
+                model._train_batch(self.x, self.y, index, self.pending, policy=self.policy)
                 seen += index.shape[0]
                 self.window[1] += index.shape[0]
                 if model.optimizer.step_count % self.log_every == 0:

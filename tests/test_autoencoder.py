@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mlpx
-from mlpx import autoencoder
+from mlpx.study import autoencoder
 
 
 def test_transform_matches_numpy_forward_for_every_hidden_layer():

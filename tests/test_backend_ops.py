@@ -16,6 +16,11 @@ from mlpx.backend import kernel_sources
 from mlpx.backend.cupy_ops import ACT_CODES, CupyOps
 from mlpx.backend.numpy_ops import NumpyOps
 
+try:
+    from mlpx.backend.numba_ops import NumbaOps
+except ImportError:  # Numba not installed
+    NumbaOps = None
+
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 TEXTBOOK_RTOL = {np.float32: 2e-5, np.float64: 1e-10}
 DTYPES = [np.float32, np.float64]
@@ -108,8 +113,8 @@ def test_bias_act_forward(ops, act, dtype, shape):
     rng = np.random.default_rng(1)
     z, bias = (3 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
     arrays = {"z_bo": z, "bias_o": bias}
-    got = run(ops, "bias_act_forward", {**arrays, "out_bo": z}, ("out_bo",), act=act, alpha=0.05)["out_bo"]
-    want = run(REFERENCE, "bias_act_forward", {**arrays, "out_bo": z}, ("out_bo",), act=act, alpha=0.05)["out_bo"]
+    got = run(ops, "bias_act_forward", {**arrays, "out_bo": z}, ("out_bo",), act=act, slope=0.05)["out_bo"]
+    want = run(REFERENCE, "bias_act_forward", {**arrays, "out_bo": z}, ("out_bo",), act=act, slope=0.05)["out_bo"]
     # (1 + tanh(z/2)) / 2 cancels for very negative z: there one ulp of tanh is a large relative error, whatever the
     # implementation, so sigmoid is compared at the array's scale only.
     assert_close(got, want, dtype, elementwise=act != "sigmoid")
@@ -126,11 +131,11 @@ def test_act_backward_and_bias_grad(ops, act, dtype, shape):
     dy = rng.standard_normal(shape).astype(dtype)
     want_dz = dy.astype(np.float64) * textbook_grad(act, y.astype(np.float64), np.float64(dtype(0.05)))
     got = check_against_reference(ops, "act_backward", {"dy_bo": dy, "y_bo": y, "out_bo": dy}, ("out_bo",), dtype,
-                                  elementwise=True, act=act, alpha=0.05)
+                                  elementwise=True, act=act, slope=0.05)
     assert_close(got["out_bo"], want_dz, dtype, rtol=TEXTBOOK_RTOL[dtype])
     arrays = {"dy_bo": dy, "y_bo": y, "dz_out_bo": dy, "db_out_o": dy[0]}
     got = check_against_reference(ops, "act_backward_bias_grad", arrays, ("dz_out_bo", "db_out_o"), dtype, act=act,
-                                  alpha=0.05, compare=("dz_out_bo", "db_out_o"))
+                                  slope=0.05, compare=("dz_out_bo", "db_out_o"))
     assert_close(got["db_out_o"], want_dz.sum(axis=0), dtype, rtol=TEXTBOOK_RTOL[dtype])
 
 
@@ -236,6 +241,34 @@ def test_softmax_losses(ops, loss, dtype, rows, classes):
     assert got["stats"][0] == pytest.approx(1.5 + loss_sum, rel=TEXTBOOK_RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["softmax_xent", "softmax_mse", "identity_mse"])
+def test_loss_with_row_weights_is_the_weighted_mean(ops, dtype, loss):
+    """row_weights w: stats[0] gets sum(w_i loss_i), the gradient is that of sum(w_i loss_i) / sum(w) (row i of the
+    unweighted mean's gradient times w_i B / sum(w)), the correct count stays unweighted; same on every backend."""
+    rng = np.random.default_rng(11)
+    rows, classes = 37, 7
+    z, bias, labels = _logits(rng, rows, classes, dtype)
+    targets = labels if loss != "identity_mse" else rng.standard_normal((rows, classes)).astype(dtype)
+    weights = rng.random(rows).astype(dtype) * 3
+    weights[4] = 0.0
+    target_name = "targets_bk" if loss == "identity_mse" else "labels_b"
+    arrays = {"z_bk": z, "bias_k": bias, target_name: targets, "grad_out_bk": z, "stats": np.array([1.5, 2.0])}
+    got = check_against_reference(ops, loss, {**arrays, "row_weights": weights}, ("grad_out_bk",), dtype)
+    plain = run(REFERENCE, loss, arrays, ("grad_out_bk",))
+    zb = z.astype(np.float64) + bias
+    if loss == "identity_mse":
+        losses = np.sum((zb - targets) ** 2, axis=1)
+    else:
+        p = textbook_softmax(zb)
+        onehot = np.eye(classes)[labels]
+        losses = -np.log(p[np.arange(rows), labels]) if loss == "softmax_xent" else np.sum((p - onehot) ** 2, 1)
+    scale = weights.astype(np.float64) * rows / weights.astype(np.float64).sum()
+    assert_close(got["grad_out_bk"], plain["grad_out_bk"] * scale[:, None], dtype, rtol=TEXTBOOK_RTOL[dtype])
+    assert got["stats"][0] == pytest.approx(1.5 + np.sum(weights * losses), rel=TEXTBOOK_RTOL[dtype])
+    assert got["stats"][1] == plain["stats"][1]
+
+
 @pytest.mark.parametrize("loss", ["softmax_xent", "softmax_mse"])
 def test_accuracy_ties_pick_the_first_maximum(ops, loss):
     z = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0], [0.0, 5.0, 5.0]])
@@ -303,14 +336,14 @@ def test_sgd_update(ops, dtype, case):
         assert_close(got["velocity"], want_v, dtype, rtol=TEXTBOOK_RTOL[dtype])
 
 
-RMSPROP_CASES = [dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
-                 dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=0.9, centered=True)]
+RMSPROP_CASES = [dict(lr=0.01, decay=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
+                 dict(lr=0.01, decay=0.9, eps=1e-6, weight_decay=0.01, momentum=0.9, centered=True)]
 
 
-def textbook_rmsprop(p, g, s, a, b, lr, alpha, eps, weight_decay, momentum, centered):
+def textbook_rmsprop(p, g, s, a, b, lr, decay, eps, weight_decay, momentum, centered):
     g = g + weight_decay * p
-    s = alpha * s + (1 - alpha) * g * g
-    a = alpha * a + (1 - alpha) * g if centered else a
+    s = decay * s + (1 - decay) * g * g
+    a = decay * a + (1 - decay) * g if centered else a
     step = g / (np.sqrt(s - a * a if centered else s) + eps)
     b = momentum * b + step if momentum else b
     return p - lr * (b if momentum else step), s, a, b
@@ -356,6 +389,55 @@ def test_cupy_ops_keeps_the_reference_signatures():
     assert {"gemm", "bias_act_forward", "act_backward_bias_grad", "softmax_xent", "adam_update"} <= set(overridden)
     for name in overridden:
         assert inspect.signature(getattr(CupyOps, name)) == inspect.signature(getattr(NumpyOps, name)), name
+
+
+# Public ops of the NumPy reference that a backend may inherit, with the reason. Anything else the reference has,
+# each backend must define itself: an op the GPU backend forgot would otherwise run NumPy code on device arrays
+# (silently, on the emulated device, whose arrays are NumPy arrays). Adding an op to NumpyOps fails here until every
+# backend implements it or it is listed below with its reason.
+BACKEND_NEUTRAL = {
+    # written with ``self.xp`` / array methods only, so they run on the device of any backend
+    "gemm_accumulate",    # xp.matmul + in-place scaling (fast backends override it where BLAS's scalars help)
+    "sum_squares",        # diagnostics reductions at log points
+    "activation_stats",
+    # no array work at all
+    "training_threads",   # a null context; NumbaOps overrides it to share OpenBLAS's threads
+}
+INHERITS_FROM_NUMPY = {
+    # NumbaOps computes on NumPy arrays with NumPy's BLAS: the reference's array handling and products are its own
+    "NumbaOps": (BACKEND_NEUTRAL - {"gemm_accumulate", "training_threads"})
+                | {"empty", "zeros", "asarray", "to_host", "is_own_array", "synchronize", "gemm",
+                   "act_backward",   # training calls the fused act_backward_bias_grad
+                   "softmax"},       # inference only, NumPy's vectorized exp
+    "CupyOps": BACKEND_NEUTRAL,
+}
+
+
+def _public_ops(cls) -> set:
+    return {name for name, member in inspect.getmembers(cls) if not name.startswith("_") and callable(member)}
+
+
+@pytest.mark.parametrize("backend", [CupyOps, NumbaOps] if NumbaOps is not None else [CupyOps],
+                         ids=lambda cls: cls.__name__)
+def test_backends_define_every_reference_op(backend):
+    """Each public op of NumpyOps is defined by the backend's own class (not inherited), except the allowlist."""
+    own = {name for klass in backend.__mro__ if klass is not NumpyOps and klass is not object
+           for name in vars(klass)}
+    missing = sorted(_public_ops(NumpyOps) - own - INHERITS_FROM_NUMPY[backend.__name__])
+    assert not missing, f"{backend.__name__} inherits the NumPy reference of {missing}: override them or list " \
+                        f"them in INHERITS_FROM_NUMPY with the reason"
+    stale = sorted(INHERITS_FROM_NUMPY[backend.__name__] & own)
+    assert not stale, f"{backend.__name__} overrides {stale}: drop them from the allowlist"
+
+
+@pytest.mark.parametrize("backend", [NumbaOps] if NumbaOps is not None else [], ids=lambda cls: cls.__name__)
+def test_numba_ops_keep_the_reference_signatures(backend):
+    """As for CupyOps (annotations aside): parameter names, kinds and defaults as the reference's."""
+    def shape(function):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    for name in sorted(_public_ops(NumpyOps) & set(vars(backend))):
+        assert shape(getattr(backend, name)) == shape(getattr(NumpyOps, name)), name
 
 
 def test_activation_codes_match_the_kernel_source():

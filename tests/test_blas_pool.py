@@ -345,5 +345,5 @@ def test_a_real_fork_while_shared_leaves_a_working_child(pool):
 
 
 def test_the_reference_backend_does_nothing_around_fit():
-    with NumpyOps().training_threads(parameter_pass=True) as value:
+    with NumpyOps().training_threads(share=True) as value:
         assert value is None and not blas_pool.sharing()

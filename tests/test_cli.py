@@ -9,7 +9,7 @@ import pytest
 
 import mlpx
 from mlpx import datasets
-from mlpx.cli import main
+from mlpx.study.cli import main
 
 RUN_FILES = ("model.npz", "checkpoint.npz", "history.json", "config.json", "metrics.json", "report.md",
              "loss_per_iteration.png", "loss_per_epoch.png", "accuracy_per_epoch.png", "confusion_matrix.png",
@@ -144,8 +144,8 @@ def test_resuming_an_early_stopped_run_trains_no_further(offline, capsys):
 
 
 def test_experiment_autoencoder_runs_the_study(tmp_path):
-    """`mlpx experiment autoencoder` runs mlpx.autoencoder.run_study (tiny: the bundled sample, 1 epoch)."""
-    from mlpx.cli import main
+    """`mlpx experiment autoencoder` runs mlpx.study.autoencoder.run_study (tiny: the bundled sample, 1 epoch)."""
+    from mlpx.study.cli import main
 
     out = tmp_path / "ae"
     assert main(["experiment", "autoencoder", "--sample", "--epochs", "1", "--subset", "400", "--out", str(out)]) == 0

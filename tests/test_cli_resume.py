@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mlpx.cli import main
+from mlpx.study.cli import main
 
 from test_cli import offline, small_run  # noqa: F401  (the fixture is used by name)
 

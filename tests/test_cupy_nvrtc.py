@@ -12,7 +12,7 @@ cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'm
 import mlpx  # noqa: E402
 from mlpx import backend  # noqa: E402
 from mlpx.backend import device, kernel_sources  # noqa: E402
-from mlpx.cli import main  # noqa: E402
+from mlpx.study.cli import main  # noqa: E402
 
 
 def _nvrtc_loads():
@@ -40,6 +40,7 @@ def fresh_backend(monkeypatch):
     monkeypatch.setattr(backend, "_ops_cache", {})
     monkeypatch.setattr(backend, "_libraries_checked", {})
     monkeypatch.setattr(backend, "_default_backend", None)
+    monkeypatch.setattr(backend, "_reported_auto", False)  # "auto" reports once per process
     monkeypatch.delenv("MLPX_BACKEND", raising=False)
     return backend
 

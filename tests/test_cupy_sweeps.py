@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mlpx import executors
+from mlpx.study import executors
 
 
 def test_round_robin_assignment():

@@ -233,7 +233,7 @@ def test_layer_stats_stay_aligned_with_iterations_when_diagnostics_change():
 
 
 def test_run_report_plots_and_table(tmp_path):
-    from mlpx import plot, report
+    from mlpx.study import plot, report
     from mlpx.diagnostics import markdown_table, series
 
     data = mlpx.datasets.load_mnist_sample()
@@ -256,7 +256,7 @@ def test_run_report_plots_and_table(tmp_path):
 
 
 def test_experiment_overlay_of_first_and_last_hidden_layer(tmp_path):
-    from mlpx.experiments.results import LAYER_PLOT, write_results
+    from mlpx.study.experiments.results import LAYER_PLOT, write_results
 
     x, y = _data(n=64)
     results = []

@@ -54,6 +54,8 @@ def test_fit_rejects_bad_settings(model, kwargs, message):
     ({"dtype": "float16"}, r"dtype: expected one of float32, float64"),
     ({"backend": "jax"}, r"unknown backend 'jax'; expected one of auto, numpy, cupy"),
     ({"alpha": 1.5}, r"alpha .* expected 0 <= alpha < 1"),
+    ({"leaky_slope": -0.1}, r"leaky_slope .* expected 0 <= leaky_slope < 1"),
+    ({"leaky_slope": 0.2, "alpha": 0.3}, r"alpha is the older name of leaky_slope"),
 ])
 def test_model_rejects_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -223,7 +225,7 @@ def test_model_accepts_numpy_integer_seeds_as_plain_ints():
 ])
 def test_cli_refuses_out_of_range_hyper_parameters_before_anything_runs(tmp_path, monkeypatch, capsys, argv,
                                                                           message):
-    from mlpx.cli import main
+    from mlpx.study.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:

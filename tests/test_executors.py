@@ -1,8 +1,8 @@
 """Executors: parsing, the inline executor, and a tiny sweep on a Dask LocalCluster on loopback."""
 import pytest
 
-from mlpx.executors import InlineExecutor, make_executor, parse_executor
-from mlpx.experiments import run_experiment
+from mlpx.study.executors import InlineExecutor, make_executor, parse_executor
+from mlpx.study.experiments import run_experiment
 
 NUMBERS = ("test_accuracy", "train_accuracy", "train_loss", "test_loss")
 

@@ -4,8 +4,8 @@ import statistics
 
 import pytest
 
-from mlpx.cli import main
-from mlpx.experiments import EXPERIMENTS, experiment_configs, run_experiment
+from mlpx.study.cli import main
+from mlpx.study.experiments import EXPERIMENTS, experiment_configs, run_experiment
 
 NUMBERS = ("test_accuracy", "train_accuracy", "train_loss", "test_loss")
 

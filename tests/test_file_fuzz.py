@@ -157,7 +157,7 @@ def test_the_messages_say_what_was_expected_and_what_came(files, tmp_path):
 
 
 def test_garbage_files_say_what_is_wrong_and_never_suggest_unsafe_loading(files, tmp_path, capsys):
-    from mlpx.cli import main
+    from mlpx.study.cli import main
 
     garbage = tmp_path / "bad.npz"
     garbage.write_bytes(b"garbage")
@@ -245,7 +245,7 @@ def test_loading_then_training_a_damaged_state_never_crashes(files, tmp_path, ba
 CLI_CHILD = """
 import sys
 from mlpx import datasets
-from mlpx.cli import main
+from mlpx.study.cli import main
 
 def no_network(*args, **kwargs):
     raise OSError("no network in tests")

@@ -1,10 +1,10 @@
-"""mlpx.plot writes non-empty PNG files for every figure kind (the pictures themselves were inspected by eye)."""
+"""mlpx.study.plot writes non-empty PNG files for every figure kind (the pictures themselves were inspected by eye)."""
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install 'mlpx[plots]')")
 
-from mlpx import plot  # noqa: E402
+from mlpx.study import plot  # noqa: E402
 from mlpx.training import History  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mlpx.cli import main
-from mlpx.experiments import _data_spec, make_tasks
-from mlpx.experiments.schedule import estimate_costs, longest_first
-from mlpx.experiments.store import CorruptRunWarning, RunStore, content_key, key_fields
-from mlpx.experiments.suite import plan, run_suite
+from mlpx.study.cli import main
+from mlpx.study.experiments import _data_spec, make_tasks
+from mlpx.study.experiments.schedule import estimate_costs, longest_first
+from mlpx.study.experiments.store import CorruptRunWarning, RunStore, content_key, key_fields
+from mlpx.study.experiments.suite import plan, run_suite
 
 NAMES = ["activations", "optimizers"]
 TINY = dict(epochs=1, seeds=2, subset=600, sample=True, progress=False)
@@ -84,7 +84,7 @@ def test_longest_runs_first():
              [e.fields for e in plan(["optimizers"], 5, 1, data, **FAKE)]  # sgd, momentum, rmsprop, adam x 3, 5
     order = longest_first(estimate_costs(fields, {}))
     assert order == [5, 6, 7, 4, 1, 2, 3, 0]  # 5 epochs first; plain SGD (no parameter pass) last of each
-    from mlpx.experiments.schedule import configuration_signature
+    from mlpx.study.experiments.schedule import configuration_signature
 
     measured = {configuration_signature(fields[0]): 10.0, configuration_signature(fields[1]): 1.0}
     # plain SGD measured slow (10 s per epoch), momentum fast: measured numbers win over the weights
@@ -139,8 +139,8 @@ def test_a_corrupt_run_file_is_reported_and_trained_again(reference, tmp_path):
 
 _KILLABLE = textwrap.dedent("""
     import signal, sys
-    import mlpx.experiments.suite as suite
-    from mlpx.cli import main
+    import mlpx.study.experiments.suite as suite
+    from mlpx.study.cli import main
     calls = []
     def run_config(task):  # the third run never ends: the sweep is killed while it trains
         calls.append(task)

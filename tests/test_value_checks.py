@@ -101,7 +101,7 @@ def test_fused_kernel_entry_points_refuse_mismatched_lengths(make_ops):
     ]
     p, long, p64 = ops.zeros(10, f32), ops.zeros(11, f32), ops.zeros(10, np.float64)
     adam = dict(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.0, step=1)
-    rmsprop = dict(lr=0.1, alpha=0.9, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=True)
+    rmsprop = dict(lr=0.1, decay=0.9, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=True)
     sgd = dict(lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0, first_step=False)
     flat = "expected the parameters' shape (10,) and dtype float32, got"
     cases += [

@@ -33,7 +33,6 @@ class CupyOps(NumpyOps):
     ROW_BLOCK = 128         # threads per block for one-thread-per-row / per-column kernels
     MAX_BLOCKS = 4096       # grid-stride kernels never launch more blocks than this
     MSE_MAX_BLOCKS = 16     # identity_mse: few threads, so few atomic adds into the loss accumulator
-    needs_scratch = False   # the optimizer kernels keep their temporaries in registers
 
     def __init__(self, device, max_blocks: int | None = None, remake=None):
         self.device = device
@@ -104,18 +103,18 @@ class CupyOps(NumpyOps):
         self.device.gemm(a, b, out, trans_a, trans_b)
         return out
 
-    def bias_act_forward(self, z_bo, bias_o, act: str, out_bo, alpha: float = 0.0):
+    def bias_act_forward(self, z_bo, bias_o, act: str, out_bo, slope: float = 0.0):
         rows, cols = z_bo.shape
         _check_shapes("bias_act_forward", (cols,), bias_o=bias_o)
         _check_shapes("bias_act_forward", (rows, cols), out_bo=out_bo)
         self._elementwise("bias_act_forward", z_bo.dtype, rows * cols, z_bo, bias_o, out_bo, rows, cols,
-                          _check_act(act), alpha)
+                          _check_act(act), slope)
         return out_bo
 
-    def act_backward(self, dy_bo, y_bo, act: str, out_bo, alpha: float = 0.0):
+    def act_backward(self, dy_bo, y_bo, act: str, out_bo, slope: float = 0.0):
         _check_shapes("act_backward", tuple(dy_bo.shape), y_bo=y_bo, out_bo=out_bo)
         self._elementwise("act_backward", dy_bo.dtype, dy_bo.size, dy_bo, y_bo, out_bo, dy_bo.size, _check_act(act),
-                          alpha)
+                          slope)
         return out_bo
 
     def bias_grad(self, dz_bo, out_o):
@@ -124,13 +123,13 @@ class CupyOps(NumpyOps):
         self._per_thread("bias_grad", dz_bo.dtype, cols, dz_bo, out_o, rows, cols)
         return out_o
 
-    def act_backward_bias_grad(self, dy_bo, y_bo, act: str, dz_out_bo, db_out_o, alpha: float = 0.0):
+    def act_backward_bias_grad(self, dy_bo, y_bo, act: str, dz_out_bo, db_out_o, slope: float = 0.0):
         """dz = dy * act'(y) and db = column sums of dz, in one kernel (one thread per column)."""
         rows, cols = dy_bo.shape
         _check_shapes("act_backward_bias_grad", (rows, cols), y_bo=y_bo, dz_out_bo=dz_out_bo)
         _check_shapes("act_backward_bias_grad", (cols,), db_out_o=db_out_o)
         self._per_thread("act_backward_bias_grad", dy_bo.dtype, cols, dy_bo, y_bo, dz_out_bo, db_out_o, rows, cols,
-                         _check_act(act), alpha)
+                         _check_act(act), slope)
 
     # ---- output heads and losses (one kernel each; see the NumPy reference for the contract) -------------------
     def _loss(self, kernel: str, z_bk, bias_k, targets, grad_out_bk, stats, scale: float) -> None:
@@ -147,13 +146,19 @@ class CupyOps(NumpyOps):
             self._per_thread(kernel, z_bk.dtype, rows, z_bk, bias_k, targets, grad_out_bk, stats, rows, classes,
                              scale)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:  # sample weights: the unweighted kernel, then device arithmetic (NumpyOps)
+            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         self._loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, 1.0 / z_bk.shape[0])
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:
+            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         self._loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, 2.0 / z_bk.shape[0])
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:
+            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
         self._loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, 2.0 / z_bk.shape[0])
 
     def softmax(self, z_bk, bias_k, out_bk):
@@ -164,6 +169,10 @@ class CupyOps(NumpyOps):
         return out_bk
 
     # ---- optimizers: one launch over the flat parameter buffer ----------------------------------------------------
+    def update_scratch(self, params):
+        """None: the optimizer kernels keep their temporaries in registers."""
+        return None
+
     # Scalars are computed in double on the host exactly as the NumPy reference computes them; the launch rounds
     # them once to the parameters' precision. ``scratch`` is not needed: the kernels keep temporaries in registers.
 
@@ -173,12 +182,12 @@ class CupyOps(NumpyOps):
         self._elementwise("sgd_update", params.dtype, params.size, params, grads, velocity, params.size, lr, momentum,
                           1.0 - dampening, weight_decay, int(bool(nesterov)), int(bool(first_step)))
 
-    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
+    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, decay, eps,
                        weight_decay, momentum, centered):
         check_flat("rmsprop_update", params, grads=grads, square_avg=square_avg, grad_avg=grad_avg,
                    momentum_buf=momentum_buf)
         self._elementwise("rmsprop_update", params.dtype, params.size, params, grads, square_avg, grad_avg,
-                          momentum_buf, params.size, lr, alpha, 1.0 - alpha, eps, weight_decay, momentum,
+                          momentum_buf, params.size, lr, decay, 1.0 - decay, eps, weight_decay, momentum,
                           int(bool(centered)))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,

@@ -29,10 +29,10 @@ from numba import njit, prange
 
 
 @njit(cache=True, error_model="numpy")
-def bias_act_forward(z_bo, bias_o, act, alpha, out_bo):
+def bias_act_forward(z_bo, bias_o, act, slope, out_bo):
     """out = act(z + bias) for relu (2), leaky relu (3) and identity (4); out may be z."""
     rows, cols = z_bo.shape
-    alpha = z_bo.dtype.type(alpha)
+    slope = z_bo.dtype.type(slope)
     row = np.empty(cols, z_bo.dtype)  # in-place safe copy of the input row (see the module docstring)
     for i in range(rows):
         for j in range(cols):
@@ -42,7 +42,7 @@ def bias_act_forward(z_bo, bias_o, act, alpha, out_bo):
             if act == 2:
                 v = v if v > 0 else v * 0   # max(v, 0), NaN stays NaN as in np.maximum
             elif act == 3:
-                v = max(v, v * alpha)
+                v = max(v, v * slope)
             out_bo[i, j] = v
 
 
@@ -67,10 +67,10 @@ def bias_grad(dz_bo, db_out_o):
 
 
 @njit(cache=True, error_model="numpy")
-def act_backward_bias_grad(dy_bo, y_bo, act, alpha, dz_out_bo, db_out_o):
+def act_backward_bias_grad(dy_bo, y_bo, act, slope, dz_out_bo, db_out_o):
     """dz = dy * act'(y) from the saved output y, and db = column sums of dz, in one pass."""
     rows, cols = dy_bo.shape
-    alpha = dy_bo.dtype.type(alpha)
+    slope = dy_bo.dtype.type(slope)
     db_out_o[:] = 0
     row = np.empty(cols, dy_bo.dtype)  # in-place safe copy of the input row (see the module docstring)
     for i in range(rows):
@@ -85,8 +85,8 @@ def act_backward_bias_grad(dy_bo, y_bo, act, alpha, dz_out_bo, db_out_o):
                 d = d * (1 - y * y)
             elif act == 2:      # relu' = 1 if y > 0 else 0
                 d = d if y > 0 else d * 0
-            elif act == 3:      # leaky relu' = 1 if y > 0 else alpha
-                d = d if y > 0 else d * alpha
+            elif act == 3:      # leaky relu' = 1 if y > 0 else slope
+                d = d if y > 0 else d * slope
             dz_out_bo[i, j] = d
             db_out_o[j] += d
 
@@ -199,17 +199,17 @@ def sgd_update(params, grads, velocity, lr, momentum, one_minus_dampening, neste
 
 
 @njit(cache=True, error_model="numpy")
-def rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, one_minus_alpha, eps,
+def rmsprop_update(params, grads, square_avg, grad_avg, momentum_buf, lr, decay, one_minus_decay, eps,
                    weight_decay, momentum, centered, tiny):
     cast = params.dtype.type
-    lr, alpha, one_minus_alpha, eps = cast(lr), cast(alpha), cast(one_minus_alpha), cast(eps)
+    lr, decay, one_minus_decay, eps = cast(lr), cast(decay), cast(one_minus_decay), cast(eps)
     weight_decay, momentum, tiny = cast(weight_decay), cast(momentum), cast(tiny)
     for i in prange(params.shape[0]):
         g = grads[i] + weight_decay * params[i]
-        sq = _flush(alpha * square_avg[i] + (g * g) * one_minus_alpha, tiny)
+        sq = _flush(decay * square_avg[i] + (g * g) * one_minus_decay, tiny)
         square_avg[i] = sq
         if centered:
-            ga = _flush(alpha * grad_avg[i] + one_minus_alpha * g, tiny)
+            ga = _flush(decay * grad_avg[i] + one_minus_decay * g, tiny)
             grad_avg[i] = ga
             sq = sq - ga * ga
         step = g / (math.sqrt(sq) + eps)

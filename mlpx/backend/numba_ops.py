@@ -19,8 +19,6 @@ from .shapes import check_flat, check_shapes
 class NumbaOps(NumpyOps):
     """NumPy arrays and BLAS, with fused one-pass CPU kernels for activations, losses and optimizers."""
 
-    needs_scratch = False
-
     def __init__(self):
         self._cblas = numpy_cblas()
 
@@ -34,10 +32,17 @@ class NumbaOps(NumpyOps):
             super().gemm_accumulate(a, b, out, alpha, beta, trans_a, trans_b)
         return out
 
-    def training_threads(self, parameter_pass: bool):
-        """Share OpenBLAS's threads with the optimizer kernels while ``fit`` trains, when the optimizer has a
-        parameter pass to split (see mlpx.backend.blas_pool); otherwise OpenBLAS keeps its own threads."""
-        return blas_pool.shared_threads(wanted=parameter_pass)
+    def training_threads(self, share: bool):
+        """Share OpenBLAS's threads with the Numba kernels while ``fit`` trains, when the training policy says so
+        (mlpx.policy.share_blas_threads; see mlpx.backend.blas_pool); otherwise OpenBLAS keeps its own threads.
+        The kernels below pick their parallel twins from ``blas_pool.sharing()``: whether OpenBLAS's jobs run on
+        Numba's pool is process-wide state (the hook is installed once per process, counted across fits), so it is
+        read there rather than copied onto this shared backend object."""
+        return blas_pool.shared_threads(wanted=share)
+
+    def update_scratch(self, params):
+        """None: the fused optimizer kernels keep their temporaries in registers."""
+        return None
 
     # ---- the first layer from the batch's nonzero inputs (mlpx/backend/sparse_input.py) ----------------------------
     # The parallel twins only while OpenBLAS's jobs run on Numba's pool (as the optimizer kernels, see there).
@@ -88,50 +93,56 @@ class NumbaOps(NumpyOps):
         nk.bias_grad(dz_bo, out_o)
         return out_o
 
-    def bias_act_forward(self, z_bo, bias_o, act, out_bo, alpha=0.0):
+    def bias_act_forward(self, z_bo, bias_o, act, out_bo, slope: float = 0.0):
         check_shapes("bias_act_forward", z_bo.shape[1:], bias_o=bias_o)
         check_shapes("bias_act_forward", z_bo.shape, out_bo=out_bo)
         if act in ("sigmoid", "tanh"):  # NumPy's SIMD tanh beats a scalar loop
-            return super().bias_act_forward(z_bo, bias_o, act, out_bo, alpha)
-        nk.bias_act_forward(z_bo, bias_o, ACT_CODES[act], float(alpha), out_bo)
+            return super().bias_act_forward(z_bo, bias_o, act, out_bo, slope)
+        nk.bias_act_forward(z_bo, bias_o, ACT_CODES[act], float(slope), out_bo)
         return out_bo
 
-    def act_backward_bias_grad(self, dy_bo, y_bo, act, dz_out_bo, db_out_o, alpha=0.0):
+    def act_backward_bias_grad(self, dy_bo, y_bo, act, dz_out_bo, db_out_o, slope: float = 0.0):
         check_shapes("act_backward_bias_grad", dy_bo.shape, y_bo=y_bo, dz_out_bo=dz_out_bo)
         check_shapes("act_backward_bias_grad", dy_bo.shape[1:], db_out_o=db_out_o)
-        nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], float(alpha), dz_out_bo, db_out_o)
+        nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], float(slope), dz_out_bo, db_out_o)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:
+            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         _check_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, z_bk.shape[:1])
         nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:
+            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         _check_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, z_bk.shape[:1])
         nk.softmax_mse(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
+        if row_weights is not None:
+            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
         _check_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, z_bk.shape)
         nk.identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats)
 
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
         check_flat("sgd_update", params, grads=grads, velocity=velocity)
-        kernel = nk.sgd_update_parallel if blas_pool.sharing() else nk.sgd_update
+        kernel = nk.sgd_update_parallel if _parallel(params) else nk.sgd_update
         kernel(params, grads, velocity, float(lr), float(momentum), 1.0 - dampening, bool(nesterov),
                float(weight_decay), bool(first_step), _tiny(params))
 
-    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
+    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, decay, eps,
                        weight_decay, momentum, centered):
         check_flat("rmsprop_update", params, grads=grads, square_avg=square_avg, grad_avg=grad_avg,
                    momentum_buf=momentum_buf)
-        kernel = nk.rmsprop_update_parallel if blas_pool.sharing() else nk.rmsprop_update
-        kernel(params, grads, square_avg, grad_avg, momentum_buf, float(lr), float(alpha), 1.0 - alpha,
+        kernel = nk.rmsprop_update_parallel if _parallel(params) else nk.rmsprop_update
+        kernel(params, grads, square_avg, grad_avg, momentum_buf, float(lr), float(decay), 1.0 - decay,
                float(eps), float(weight_decay), float(momentum), bool(centered), _tiny(params))
 
     def adam_update(self, params, grads, exp_avg, exp_avg_sq, scratch, *, lr, beta1, beta2, eps, weight_decay,
                     step):
         check_flat("adam_update", params, grads=grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
-        kernel = nk.adam_update_parallel if blas_pool.sharing() else nk.adam_update
+        kernel = nk.adam_update_parallel if _parallel(params) else nk.adam_update
         kernel(params, grads, exp_avg, exp_avg_sq, lr / (1.0 - beta1 ** step), float(beta1), 1.0 - beta1,
                float(beta2), 1.0 - beta2, float(eps), float(weight_decay), 1.0 / (1.0 - beta2 ** step) ** 0.5,
                _tiny(params))
@@ -143,6 +154,17 @@ def _check_loss(op, z_bk, bias_k, targets, grad_out_bk, stats, targets_shape) ->
     check_shapes(op, targets_shape, targets=targets)
     check_shapes(op, z_bk.shape, grad_out_bk=grad_out_bk)
     check_shapes(op, (2,), stats=stats)
+
+
+# Below this many parameters an optimizer pass runs serially even while fit shares OpenBLAS's threads: the bias
+# ranges of a folded SGD step (10-500 values, four passes a step) cost more to hand to the pool than to compute
+# (measured on 2 cores, sparse first layer: 15 us a step when the other core was free, 2.9 ms when another process
+# held it). Elementwise kernels: the same bits either way.
+PARALLEL_MIN_PARAMS = 1 << 15
+
+
+def _parallel(params) -> bool:
+    return params.size >= PARALLEL_MIN_PARAMS and blas_pool.sharing()
 
 
 _TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float32, np.float64)}

@@ -18,8 +18,7 @@ class NumpyOps:
 
     name = "numpy"
     xp = np
-    needs_scratch = True  # the optimizer updates need a parameter-sized temporary; fused backends set False
-    fast_gemm_accumulate = False  # gemm_accumulate costs no more than gemm (lets plain SGD fold into backward)
+    fast_gemm_accumulate = False  # gemm_accumulate costs no more than gemm (mlpx.policy may then fold plain SGD)
     sparse_input = False  # has the sparse first-layer ops (sparse_batch ... sparse_weight_update): NumbaOps only
 
     # ---- arrays -------------------------------------------------------------------------------------------------
@@ -43,10 +42,15 @@ class NumpyOps:
     def synchronize(self) -> None:
         """Wait for queued work to finish (nothing to wait for on the CPU)."""
 
-    def training_threads(self, parameter_pass: bool):
+    def training_threads(self, share: bool):
         """A context manager around a training run (``fit``) for backends that arrange their threads for it;
-        ``parameter_pass`` says whether the optimizer makes a pass over all parameters each step. Nothing here."""
+        ``share`` is the training policy's ``share_blas_threads`` (mlpx.policy). Nothing to arrange here."""
         return contextlib.nullcontext()
+
+    def update_scratch(self, params):
+        """The parameter-sized temporary the ``*_update`` ops need for ``params`` (an optimizer allocates it once),
+        or None on backends whose fused kernels keep their temporaries in registers."""
+        return self.empty(params.shape, params.dtype)
 
     def take_rows(self, src, index, out):
         """out = src[index]: gather a batch of rows into a preallocated buffer."""
@@ -66,15 +70,15 @@ class NumpyOps:
         out += product
         return out
 
-    def bias_act_forward(self, z_bo, bias_o, act: str, out_bo, alpha: float = 0.0):
+    def bias_act_forward(self, z_bo, bias_o, act: str, out_bo, slope: float = 0.0):
         """out = act(z + bias) (out may be z)."""
         np.add(z_bo, bias_o, out=out_bo)
-        act_ref.FORWARD[act](out_bo, out_bo, alpha)
+        act_ref.FORWARD[act](out_bo, out_bo, slope)
         return out_bo
 
-    def act_backward(self, dy_bo, y_bo, act: str, out_bo, alpha: float = 0.0):
+    def act_backward(self, dy_bo, y_bo, act: str, out_bo, slope: float = 0.0):
         """out = dy * act'(y), from the saved activation output y (out may be dy)."""
-        act_ref.BACKWARD[act](dy_bo, y_bo, out_bo, alpha)
+        act_ref.BACKWARD[act](dy_bo, y_bo, out_bo, slope)
         return out_bo
 
     def bias_grad(self, dz_bo, out_o):
@@ -82,15 +86,18 @@ class NumpyOps:
         np.sum(dz_bo, axis=0, out=out_o)
         return out_o
 
-    def act_backward_bias_grad(self, dy_bo, y_bo, act: str, dz_out_bo, db_out_o, alpha: float = 0.0):
+    def act_backward_bias_grad(self, dy_bo, y_bo, act: str, dz_out_bo, db_out_o, slope: float = 0.0):
         """dz = dy * act'(y) and db = column sums of dz; one pass on backends with a fused kernel."""
-        self.act_backward(dy_bo, y_bo, act, dz_out_bo, alpha)
+        self.act_backward(dy_bo, y_bo, act, dz_out_bo, slope)
         self.bias_grad(dz_out_bo, db_out_o)
 
     # ---- output heads and losses -------------------------------------------------------------------------------
     # Each loss op takes the output layer's pre-bias product z (batch, classes), adds the bias in place, writes the
     # gradient of the *mean* loss w.r.t. z into grad_out, and adds [sum of per-sample losses, correct predictions]
     # into the 2-element accumulator ``stats`` (it stays on the device: no host synchronization per step).
+    # With ``row_weights`` w (one per row, the model's dtype; sample weights) the loss is the weighted mean
+    # sum(w_i loss_i) / sum(w): grad_out gets its gradient and stats[0] the weighted sum sum(w_i loss_i); the
+    # correct count stays unweighted. Every backend computes that from its unweighted op (:meth:`_weighted_loss`).
 
     def _softmax_rows(self, logits_bk, out_bk):
         """Numerically stable row softmax of logits into out; returns (row max, row sum of exp)."""
@@ -105,8 +112,10 @@ class NumpyOps:
     def _count_correct(logits_bk, labels_b):
         return np.count_nonzero(logits_bk.argmax(axis=1) == labels_b)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
         """Softmax + cross-entropy: loss_i = logsumexp(z_i) - z_i[label_i]; grad = (p - onehot) / B."""
+        if row_weights is not None:
+            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         row_max, row_sum = self._softmax_rows(z_bk, grad_out_bk)
@@ -117,11 +126,13 @@ class NumpyOps:
         grad_out_bk[rows, labels_b] -= 1.0
         grad_out_bk *= 1.0 / batch
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
         """MSE on softmax probabilities against one-hot labels: loss_i = sum_k (p_ik - t_ik)^2.
 
         With g = 2 (p - t) / B, the softmax Jacobian gives dz_j = p_j (g_j - sum_k g_k p_k).
         """
+        if row_weights is not None:
+            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         probs = grad_out_bk
@@ -136,8 +147,10 @@ class NumpyOps:
         np.subtract(diff, inner, out=diff)
         np.multiply(probs, diff, out=grad_out_bk)
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
         """Identity head with MSE on real-valued targets: loss_i = sum_k (y_ik - t_ik)^2, grad = 2 (y - t) / B."""
+        if row_weights is not None:
+            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         np.subtract(z_bk, targets_bk, out=grad_out_bk)
@@ -149,6 +162,34 @@ class NumpyOps:
         z_bk += bias_k
         self._softmax_rows(z_bk, out_bk)
         return out_bk
+
+    def _weighted_loss(self, op: str, z_bk, bias_k, targets, grad_out_bk, stats, row_weights_b) -> None:
+        """Loss op ``op`` with row weights, built on this backend's unweighted op and written with ``self.xp``
+        (so it runs on the device of any backend): the unweighted op adds the bias into z and writes the mean
+        loss's gradient; each gradient row is then scaled by w_i B / sum(w), and the weighted loss sum is taken
+        from the per-row losses of z. Sample weights are a scikit-learn feature: this path favours one definition
+        for every backend over a fused kernel."""
+        xp, batch = self.xp, z_bk.shape[0]
+        counts = self.zeros(2, np.float64)
+        getattr(self, op)(z_bk, bias_k, targets, grad_out_bk, counts)
+        total = row_weights_b.sum(dtype=np.float64)
+        grad_out_bk *= (row_weights_b * (batch / total)).astype(grad_out_bk.dtype, copy=False).reshape(-1, 1)
+        if op == "identity_mse":
+            diff = z_bk - targets
+            losses = (diff * diff).sum(axis=1)
+        else:
+            row_max = z_bk.max(axis=1)
+            exp = xp.exp(z_bk - row_max[:, None])
+            row_sum = exp.sum(axis=1)
+            rows = xp.arange(batch)
+            if op == "softmax_xent":
+                losses = xp.log(row_sum) + row_max - z_bk[rows, targets]
+            else:
+                diff = exp / row_sum[:, None]
+                diff[rows, targets] -= 1
+                losses = (diff * diff).sum(axis=1)
+        stats[0:1] += (row_weights_b * losses).sum()
+        stats[1:2] += counts[1:2]
 
     # ---- diagnostics (mlpx/diagnostics.py): reductions at log points only ------------------------------------------
     # Written with ``self.xp``, so the GPU backend runs them on the device: each result goes into a slice of a
@@ -200,19 +241,19 @@ class NumpyOps:
         np.multiply(g, lr, out=scratch)
         params -= scratch
 
-    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, alpha, eps,
+    def rmsprop_update(self, params, grads, square_avg, grad_avg, momentum_buf, scratch, *, lr, decay, eps,
                        weight_decay, momentum, centered):
         g = grads
         if weight_decay:
             np.multiply(params, weight_decay, out=scratch)
             g += scratch
-        square_avg *= alpha
+        square_avg *= decay
         np.multiply(g, g, out=scratch)
-        scratch *= 1.0 - alpha
+        scratch *= 1.0 - decay
         square_avg += scratch
         if centered:
-            grad_avg *= alpha
-            np.multiply(g, 1.0 - alpha, out=scratch)
+            grad_avg *= decay
+            np.multiply(g, 1.0 - decay, out=scratch)
             grad_avg += scratch
             np.multiply(grad_avg, grad_avg, out=scratch)
             np.subtract(square_avg, scratch, out=scratch)

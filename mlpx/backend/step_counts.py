@@ -28,10 +28,7 @@ def count_step(model, x_dev, y_dev, batch: int, steps: int = 3) -> dict:
 
     def one_step(step: int) -> None:
         index = order[(step * batch) % (x_dev.shape[0] - batch + 1):][:batch]
-        bufs = model._batch_buffers(batch)
-        ops.take_rows(x_dev, index, bufs["x"])
-        ops.take_rows(y_dev, index, bufs["y"])
-        model._step(bufs["x"], bufs["y"], bufs, stats)
+        model._train_batch(x_dev, y_dev, index, stats)  # the step fit takes, gather included
 
     one_step(0)
     before = ops.counters.snapshot()
@@ -56,7 +53,7 @@ def reference_counts(backend: str = "emulated", batch: int = 64, sizes=REFERENCE
     for activation, loss, optimizer in cases:
         model = MLP(list(sizes), activation=activation, seed=0, backend=backend)
         model.compile(loss=loss, optimizer=optimizer)
-        x_dev, y_dev = model._inputs(x), model._targets(y, x.shape[0])
+        x_dev, y_dev = model.to_backend(x, y)
         rows.append({"activation": activation, "loss": loss, "optimizer": optimizer,
                      **count_step(model, x_dev, y_dev, batch)})
     return rows

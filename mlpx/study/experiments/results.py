@@ -12,7 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .._io import atomic_write_text
+from ..._io import atomic_write_text
 
 NUMBERS = ("test_accuracy", "train_accuracy", "train_loss", "test_loss", "seconds")
 PLOTS = {  # file: (history key, x key, y label, title, log scale)
@@ -112,7 +112,7 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
 
 def rewrite_results(folder) -> dict:
     """Write the tables and plots again from ``results.json`` (after a change of format, without rerunning)."""
-    from . import EXPERIMENTS
+    from .configs import EXPERIMENTS
 
     saved = json.loads((Path(folder) / "results.json").read_text())
     name = saved["experiment"]

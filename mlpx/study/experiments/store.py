@@ -1,6 +1,6 @@
 """The run store: one JSON file per finished run, named by a content key of everything that determines its numbers.
 
-A run of a sweep is a pure function of its task (``mlpx.experiments.run_config``), so a finished run never needs to
+A run of a sweep is a pure function of its task (``mlpx.study.experiments.runs.run_config``), so a finished run never needs to
 be trained again while nothing it depends on changes. The store keeps each one as ``FOLDER/<key>.json``, written
 atomically (``mlpx._io``) by the client as soon as the run comes back, so a sweep killed at any moment (Ctrl-C,
 ``kill -9``) loses only the runs in flight.
@@ -33,7 +33,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from .._io import atomic_write_text
+from ..._io import atomic_write_text
 
 FORMAT = "mlpx-run"
 FORMAT_VERSION = 1
@@ -41,9 +41,9 @@ KEY_LENGTH = 24
 
 # The modules whose code decides a run's numbers (relative to the mlpx package). Reports, plots and the CLI are not
 # here: changing them does not change a trained run.
-CODE_MODULES = ("model.py", "training.py", "optim.py", "losses.py", "activations.py", "initializers.py",
-                "callbacks.py", "diagnostics.py", "datasets.py", "metrics.py", "_checks.py", "backend",
-                "experiments/__init__.py")
+CODE_MODULES = ("model.py", "training.py", "policy.py", "history.py", "optim.py", "losses.py", "activations.py",
+                "initializers.py", "callbacks.py", "diagnostics.py", "datasets.py", "metrics.py", "_checks.py",
+                "backend", "study/experiments/runs.py", "study/data.py")
 
 
 class CorruptRunWarning(UserWarning):
@@ -53,10 +53,10 @@ class CorruptRunWarning(UserWarning):
 @lru_cache(maxsize=1)
 def code_identity() -> dict:
     """mlpx's version, the kernels' source digest and a digest of ``CODE_MODULES``'s sources."""
-    from .. import __version__
-    from ..backend.kernel_sources import source_digest
+    from ... import __version__
+    from ...backend.kernel_sources import source_digest
 
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]  # mlpx/
     digest = hashlib.sha256()
     for entry in CODE_MODULES:
         path = package / entry
@@ -73,7 +73,7 @@ def code_identity() -> dict:
 def backend_kind(backend: str | None) -> str:
     """The backend that will run a task asked to run on ``backend``: ``numba`` or ``numpy`` (CPU), ``cupy``,
     ``emulated``. Decided here, on the client, by the same rules as ``mlpx.backend``."""
-    from ..backend import _env_choice, resolve_backend
+    from ...backend import _env_choice, resolve_backend
 
     name = resolve_backend(backend)[0]
     if name != "numpy":
@@ -95,7 +95,7 @@ def _files_digest(paths: tuple[str, ...], stamps: tuple) -> str:
 def data_identity(data: dict) -> dict:
     """What the data of a task is, independent of where it lies: the dataset, a digest of its files (the four IDX
     files, or the bundled sample's .npz) and the subset. ``data`` is the task's data spec (``_data_spec``)."""
-    from .. import datasets
+    from ... import datasets
 
     if data.get("sample"):
         paths = [datasets.SAMPLE_FILE]
@@ -127,7 +127,7 @@ def _normal_numbers(value):
 def normal_config(config: dict) -> dict:
     """The configuration as a run sees it: no label, the optimizer with every default filled in, numbers as floats
     where they are hyper-parameters."""
-    from ..optim import make_optimizer
+    from ...optim import make_optimizer
 
     config = {k: v for k, v in config.items() if k != "label"}
     config["optimizer"] = _normal_numbers(make_optimizer(dict(config["optimizer"])).get_config())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .._io import atomic_write_text
+from ..._io import atomic_write_text
 
 # Test accuracy (%) the seed studies reported, per experiment and configuration label (docs/results/README.md).
 SEED_FIGURES = {
@@ -53,7 +53,7 @@ def _best_row(name: str, runs: list[dict]) -> str:
 
 
 def index_markdown(suite: dict, by_experiment: dict[str, list[dict]]) -> str:
-    from . import EXPERIMENTS
+    from .configs import EXPERIMENTS
 
     settings = ", ".join(f"{k} {v}" for k, v in suite["settings"].items() if k != "initialization")
     lines = [f"# Seed studies: {len(suite['experiments'])} experiment(s) as one sweep", "",

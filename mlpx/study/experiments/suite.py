@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import EXPERIMENTS, BASE, _data_spec, _optimizer_text, experiment_configs, make_tasks, run_config
-from .._checks import check_positive_int
+from .configs import BASE, EXPERIMENTS, _optimizer_text, experiment_configs
+from .runs import _data_spec, make_tasks, run_config
+from ..._checks import check_positive_int
 from .schedule import estimate_costs, longest_first, measured_costs, usable_cores
 from .store import RunStore, backend_kind, content_key, data_identity, key_fields
 

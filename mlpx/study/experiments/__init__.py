@@ -1,0 +1,53 @@
+"""The seed studies' experiments as one call each: configurations, runs over seeds, results table and plots.
+
+Every run trains the reference network (784-500-250-100-10, batch 64) with one change per configuration, records
+its history with the test set as the per-epoch validation data, and is then evaluated on the full training and
+test sets. A run is a pure function of its task (configuration, seed, data), so it gives the same numbers in this
+process, in a worker process or on a Dask worker (see ``mlpx.study.executors``).
+
+The package: ``configs`` (the experiments' configurations), ``runs`` (one run and the tasks), ``store`` (the
+content-keyed run store), ``schedule`` (longest runs first), ``suite`` (one deduplicated sweep over experiments),
+``results`` (tables and plots of one experiment), ``index`` (the suite's index.md and account).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..._checks import check_positive_int
+from .configs import (ACTIVATIONS, BASE, EXPERIMENTS, INIT_GRID, MOMENTUM, SGD,  # noqa: F401  (the public names)
+                      _optimizer_text, experiment_configs)
+from .runs import _data_spec, make_tasks, run_config, run_tasks  # noqa: F401
+
+
+def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
+                   subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
+                   backend: str | None = None, blas_threads: int = 1, progress: bool = True,
+                   init: str | Sequence[str] | None = None, store=None) -> dict:
+    """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
+
+    Each run uses ``blas_threads`` BLAS threads (default 1) wherever it executes, so that the executor and
+    ``jobs`` do not change the numbers. ``init`` changes the initialization (see :func:`experiment_configs`).
+    Runs go through the run store ``store`` (default ``out/runs``; see ``store.py``): a run already there is
+    reused, each new one is stored as it finishes. Several experiments as one sweep: ``suite.run_suite``.
+    Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written,
+    "sweep": the sweep's account (``suite.Sweep``)}.
+    """
+    from pathlib import Path
+
+    from .results import summarize, write_results
+    from .store import RunStore
+    from .suite import plan, run_sweep, settings_for
+
+    experiment_configs(name, init)  # fails early, naming what is valid, on an unknown experiment or initializer
+    epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
+    data = _data_spec(dataset, data_dir, subset, sample)
+    entries = plan([name], epochs, seeds, data, blas_threads, backend, init)
+    sweep = run_sweep(entries, RunStore(Path(out) / "runs" if store is None else store), executor, jobs, backend,
+                      progress)
+    results = sweep.results
+    files = write_results(out, name, EXPERIMENTS[name][0], results,
+                          settings_for(name, data, epochs, seeds, blas_threads, init))
+    print(f"mlpx: experiment {name}: {len(results)} runs ({sweep.runs_trained} trained, {sweep.runs_reused} "
+          f"reused) in {sweep.wall_seconds:.0f} s; results in {out}/results.md", file=sys.stderr)
+    return {"results": results, "rows": summarize(results), "files": files, "sweep": sweep}

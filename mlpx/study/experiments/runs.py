@@ -1,0 +1,96 @@
+"""One run of an experiment (a configuration with one seed), the unit of work sent to the executors, and the
+tasks that describe them. A run is a pure function of its task (configuration, seed, data), so it gives the same
+numbers in this process, in a worker process or on a Dask worker (see ``mlpx.study.executors``). Every run trains
+through the library's public ``MLP.fit``.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import as_completed
+from typing import Sequence
+
+from ... import datasets
+from ..data import announce_sample, load_run_data
+from .configs import _optimizer_text, experiment_configs
+
+
+_DATA_CACHE: dict = {}
+
+
+def run_config(task: dict) -> dict:
+    """Train one configuration with one seed and evaluate it: the unit of work sent to executors. The BLAS thread
+    count is pinned to ``task["blas_threads"]`` for the run (float sums depend on it), so a task gives the same
+    numbers in this process, a worker process or a Dask worker."""
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=task.get("blas_threads"), user_api="blas"):
+        return _train_and_evaluate(task)
+
+
+def _train_and_evaluate(task: dict) -> dict:
+    from ...model import MLP
+    from ...optim import make_optimizer
+
+    key = tuple(sorted(task["data"].items()))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_run_data(**task["data"])
+    data, config, seed = _DATA_CACHE[key], task["config"], task["seed"]
+    model = MLP([data.x_train.shape[1], *config["hidden"], len(data.classes)], activation=config["activation"],
+                init=config["init"], seed=seed, backend=task.get("backend"))
+    model.compile(loss=config["loss"], optimizer=make_optimizer(dict(config["optimizer"])))
+    start = time.perf_counter()
+    history = model.fit(data.x_train, data.y_train, epochs=task["epochs"], batch_size=config["batch_size"],
+                        validation_data=(data.x_test, data.y_test), verbose=0, log_every=task.get("log_every", 200),
+                        diagnostics=task.get("diagnostics", True))  # per-layer stats for the studies' overlays
+    seconds = time.perf_counter() - start
+    train, test = model.evaluate(data.x_train, data.y_train), model.evaluate(data.x_test, data.y_test)
+    return {"label": config["label"], "seed": seed, "optimizer": _optimizer_text(config["optimizer"]),
+            "test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"], "train_loss": train["loss"],
+            "test_loss": test["loss"], "seconds": seconds, "stop_reason": history.stop_reason,
+            "history": history.to_dict()}
+
+
+def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
+               backend: str | None = None, init: str | Sequence[str] | None = None) -> list[dict]:
+    """One task per (configuration, seed), seeds 0..seeds-1; ``init`` as in :func:`experiment_configs`."""
+    return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
+             "backend": backend} for config in experiment_configs(name, init) for seed in range(seeds)]
+
+
+def run_tasks(tasks: list[dict], executor, progress: bool = True) -> list[dict]:
+    """Submit every task and return the results in task order, with a progress bar as runs complete. A run
+    stopped by Ctrl-C stops the whole sweep (KeyboardInterrupt) instead of starting the next one."""
+    from tqdm import tqdm
+
+    futures: dict = {}
+    results: list = [None] * len(tasks)
+    with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress or None) as bar:
+        def collect(future):
+            results[futures[future]] = result = future.result()
+            bar.update(1)
+            if result["stop_reason"] == "interrupted":
+                raise KeyboardInterrupt
+        for i, task in enumerate(tasks):
+            future = executor.submit(run_config, task)
+            futures[future] = i
+            if future.done():  # the inline executor ran it already
+                collect(future)
+        for future in as_completed([f for f in futures if results[futures[f]] is None]):
+            collect(future)
+    return results
+
+
+def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict:
+    """What each worker loads. When MNIST cannot be found here, say so loudly and use the bundled sample."""
+    if not sample:
+        try:
+            datasets.find_dataset(dataset, data_dir)
+        except datasets.DatasetNotFoundError as err:
+            if dataset != "mnist" or data_dir:  # an explicit folder without the data is an error
+                raise
+            announce_sample(err)
+            sample = True
+    return {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "sample": sample,
+            "allow_sample": False, "subset": subset}  # a worker without the data fails: no silent mix of data
