@@ -21,20 +21,20 @@ __global__ void sgd_update(T* params_n, const T* grads_n, T* velocity_n, long lo
     }
 }
 
-// RMSProp: s = s alpha + g^2 (1 - alpha); centered: a = a alpha + g (1 - alpha), denominator sqrt(s - a^2) + eps.
+// RMSProp: s = s decay + g^2 (1 - decay); centered: a = a decay + g (1 - decay), denominator sqrt(s - a^2) + eps.
 template <typename T>
 __global__ void rmsprop_update(T* params_n, const T* grads_n, T* square_avg_n, T* grad_avg_n, T* momentum_buf_n,
-                               long long n, T lr, T alpha, T one_minus_alpha, T eps, T weight_decay, T momentum,
+                               long long n, T lr, T decay, T one_minus_decay, T eps, T weight_decay, T momentum,
                                int centered) {
     MX_GRID_STRIDE(i, n) {
         T p = params_n[i];
         T g = grads_n[i];
         if (weight_decay != T(0)) g = g + p * weight_decay;
-        T s = square_avg_n[i] * alpha + (g * g) * one_minus_alpha;
+        T s = square_avg_n[i] * decay + (g * g) * one_minus_decay;
         square_avg_n[i] = s;
         T denom;
         if (centered) {
-            T a = grad_avg_n[i] * alpha + g * one_minus_alpha;
+            T a = grad_avg_n[i] * decay + g * one_minus_decay;
             grad_avg_n[i] = a;
             denom = mx_sqrt(s - a * a);
         } else {
