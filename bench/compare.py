@@ -43,6 +43,8 @@ def default_rows(course_samples: int) -> list[Row]:
         Row("mlpx-numpy", "mlpx-numpy", "mlpx NumPy (input_sparsity auto)"),
         Row("mlpx-numpy-dense", "mlpx-numpy-dense", "mlpx NumPy, dense first layer (input_sparsity dense)"),
         Row("mlpx-numpy-adam", "mlpx-numpy", "mlpx NumPy, Adam (lr 0.001)", {"name": "adam", "lr": 0.001}),
+        Row("mlpx-numpy-momentum", "mlpx-numpy", "mlpx NumPy, momentum 0.9", {"name": "sgd", "lr": LR, "momentum": 0.9}),
+        Row("mlpx-numpy-rmsprop", "mlpx-numpy", "mlpx NumPy, RMSProp (lr 0.001)", {"name": "rmsprop", "lr": 0.001}),
         Row("mlpx-numpy-reference", "mlpx-numpy-reference", "mlpx NumPy, plain NumpyOps (no fused CPU ops)"),
         Row("mlpx-cupy", "mlpx-cupy", "mlpx CuPy (GPU)"),
         Row("torch-eager", "torch-eager", "PyTorch eager (CPU)"),

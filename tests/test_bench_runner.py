@@ -60,7 +60,7 @@ def test_runner_end_to_end_writes_table_json_and_chart(tmp_path):
     saved = json.loads((tmp_path / "compare.json").read_text())
     assert saved["table"][0]["name"] == "mlpx-numpy"
     text = (tmp_path / "compare.md").read_text()
-    assert "| mlpx NumPy |" in text and "(*)" in text
+    assert "| mlpx NumPy (input_sparsity auto) |" in text and "(*)" in text
     assert (tmp_path / "epoch_bar.png").stat().st_size > 1000
 
 
