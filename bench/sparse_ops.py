@@ -2,6 +2,7 @@
 
     MLPX_DATA_DIR=... python -m bench.sparse_ops --threads 1 --blocks 9
     python -m bench.sparse_ops --crossover          # synthetic batches of chosen densities: where sparse stops paying
+    python -m bench.sparse_ops --threads 2 --parallel --crossover   # the parallel twins, threads shared as in fit
 
 Per op, medians over ``--blocks`` interleaved blocks (dense, sparse, dense, sparse, ...; each block times
 ``--reps`` calls over a rotating set of 64-image batches of the training data), so a disturbance on a shared machine
@@ -133,13 +134,20 @@ def main(argv=None) -> None:
     dtype = np.dtype(args.dtype)
     print(f"threads {args.threads}, {dtype.name}, batch 64, W1 784 x 500, medians of {args.blocks} interleaved "
           f"blocks of {args.reps} calls{', parallel twins' if args.parallel else ''}")
-    if args.crossover:
-        for d in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8):
-            _print(f"random pixels, density {d}",
-                   measure(_batches("", 32, 64, density=d), dtype, args.blocks, args.reps, parallel=args.parallel))
-        return
-    for name in args.datasets.split(","):
-        _print(name, measure(_batches(name, 64, 64), dtype, args.blocks, args.reps, parallel=args.parallel))
+    from mlpx.backend import blas_pool
+
+    # The parallel twins run as fit runs them: with OpenBLAS's jobs on Numba's pool (else they would meet
+    # OpenBLAS's spinning workers after every dense product, mlpx/backend/blas_pool.py).
+    with blas_pool.shared_threads(wanted=args.parallel) as shared:
+        if args.parallel:
+            print(f"OpenBLAS's threads shared with Numba's: {shared or blas_pool.unavailable_reason()}")
+        if args.crossover:
+            for d in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8):
+                _print(f"random pixels, density {d}", measure(_batches("", 32, 64, density=d), dtype, args.blocks,
+                                                               args.reps, parallel=args.parallel))
+            return
+        for name in args.datasets.split(","):
+            _print(name, measure(_batches(name, 64, 64), dtype, args.blocks, args.reps, parallel=args.parallel))
 
 
 if __name__ == "__main__":

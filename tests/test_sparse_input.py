@@ -284,3 +284,41 @@ def test_old_model_files_without_the_key_load(tmp_path):
     arrays["config"] = np.array(json.dumps(config))
     np.savez(tmp_path / "old.npz", **arrays)
     assert mlpx.load(tmp_path / "old.npz").input_sparsity == "auto"
+
+
+# ---- threads: the parallel twins while fit shares OpenBLAS's threads ------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-wd", "adam"])
+def test_sparse_fit_shares_threads_and_gives_the_same_bits(data6400, monkeypatch, optimizer):
+    """On the sparse path fit shares OpenBLAS's threads with Numba's pool also for plain SGD (the sparse kernels'
+    parallel twins then run, mlpx.policy.share_blas_threads); weights and losses are bit for bit those of a run
+    without sharing (MLPX_SHARED_BLAS_POOL=0: serial twins, OpenBLAS's own threads)."""
+    from threadpoolctl import threadpool_limits
+
+    from mlpx.backend import blas_pool
+
+    if type(mlpx.MLP([2, 1]).ops).__name__ != "NumbaOps":
+        pytest.skip("the sparse kernels need the Numba backend")
+    if os.cpu_count() < 2:
+        pytest.skip("one CPU: nothing to share")
+
+    class Spy(mlpx.callbacks.Callback):
+        seen = None
+
+        def on_epoch_begin(self, model, epoch):
+            Spy.seen = blas_pool.sharing()
+
+    x, y = data6400[0][:1280], data6400[1][:1280]
+    runs = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        if blas_pool.unavailable_reason() is not None:
+            pytest.skip(f"OpenBLAS's threads cannot be shared here: {blas_pool.unavailable_reason()}")
+        for switch in ("0", "1"):
+            monkeypatch.setenv(blas_pool.ENV_SWITCH, switch)
+            model = mlpx.MLP(LAYERS, seed=0, input_sparsity="sparse", backend="numpy")
+            model.compile(optimizer=mlpx.optim.make_optimizer(dict(OPTIMIZERS[optimizer])))
+            history = model.fit(x, y, epochs=1, batch_size=64, verbose=0, callbacks=[Spy()])
+            runs.append((model.get_weights(), history.loss, Spy.seen))
+    assert [seen for _, _, seen in runs] == [False, True]
+    assert runs[0][1] == runs[1][1]
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)

@@ -12,12 +12,17 @@ Used by ``fit`` on the Numba backend for optimizers with a pass over all paramet
 it trains. The hook is process-wide: while it is set, every thread's OpenBLAS calls run on Numba's pool (the same
 results; each call raises its thread's Numba thread count to the number of jobs for the call). It is set on entry
 and removed on exit. Plain SGD has no such pass (its update is folded into the products) and would only pay the
-hand-over (measured: 1.04x per step), so it does not share. Off where anything is unusual, with the reason from
-:func:`unavailable_reason`: no OpenBLAS with the hook; Numba's threading layer not OpenMP, or failing to start (only
-OpenMP's static schedule promises each OpenBLAS job a thread of its own; the jobs wait for each other, so two on one
-thread would never end); ``OMP_DYNAMIC`` or ``OMP_THREAD_LIMIT`` set; one BLAS thread, or more than Numba's pool
-has; a forked child of a process that started Numba's OpenMP pool; ``MLPX_SHARED_BLAS_POOL=0``. Not covered: an
-OpenBLAS call made from inside a Numba parallel loop while ``fit`` shares (nested OpenMP runs one thread).
+hand-over (measured: 1.04x per step), so it does not share on the dense path; on the sparse first-layer path
+(mlpx.backend.sparse_input) every optimizer shares, for the sparse kernels' parallel twins (mlpx.policy). Note: when
+another process takes a core, two-thread epochs degrade whichever threads run the products (measured on 2 cores,
+sparse first layer, bursts of another session's tests: epochs of 2-26 s against 1.0-1.5 s quiet); the worst seen
+were shared ones (24-26 s, against at most 11.6 s unshared in the same rounds): indicative, not a clean comparison.
+Off where anything is unusual, with the reason from :func:`unavailable_reason`: no OpenBLAS with the hook; Numba's
+threading layer not OpenMP, or failing to start (only OpenMP's static schedule promises each OpenBLAS job a thread
+of its own; the jobs wait for each other, so two on one thread would never end); ``OMP_DYNAMIC`` or
+``OMP_THREAD_LIMIT`` set; one BLAS thread, or more than Numba's pool has; a forked child of a process that started
+Numba's OpenMP pool; ``MLPX_SHARED_BLAS_POOL=0``. Not covered: an OpenBLAS call made from inside a Numba parallel
+loop while ``fit`` shares (nested OpenMP runs one thread).
 """
 from __future__ import annotations
 

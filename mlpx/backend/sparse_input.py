@@ -26,13 +26,15 @@ BLAS's (different order, no fused multiply-add), so the sparse path agrees with 
 the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5).
 
 Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over W1's rows otherwise) for use while
-mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads; outside that, a parallel Numba kernel would meet
-OpenBLAS's spinning workers (see numba_kernels.py). The ``reference_*`` functions are the same ops in plain NumPy,
-the definition the kernels are tested against; the NumPy reference backend (NumpyOps, ``MLPX_NUMBA=0``) and the
-GPU backends train dense.
+mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` arranges whenever the sparse path
+trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
+OpenBLAS's spinning workers (see numba_kernels.py). Measured on 2 cores (64 MNIST images, threads shared, another
+process on the machine): forward 245 -> 154 us, weight gradient 247 -> 169 us, folded update 256 -> 164 us. The
+``reference_*`` functions are the same ops in plain NumPy, the definition the kernels are tested against; the NumPy
+reference backend (NumpyOps, ``MLPX_NUMBA=0``) and the GPU backends train dense.
 
 The density below which the sparse path is faster (``CROSSOVER_DENSITY``) was measured on this project's
-development machine, see the constant.
+development machine with one thread (bench/sparse_ops.py --crossover), see the constant.
 """
 from __future__ import annotations
 
@@ -44,11 +46,20 @@ from numba import njit, prange
 CHUNKS = 16  # row chunks of the folded update (one scratch row each; the parallel twin splits them)
 
 # The input density (fraction of nonzero entries in the training data) at or below which "auto" takes the sparse
-# path. Measured (bench/test_sparse_input.py::crossover, 2 cores shared with other work, one thread, float32,
-# batch 64, 784 -> 500, forward + weight gradient vs the two dense OpenBLAS products, random pixels at each density):
-# the sparse pair is faster up to ~0.45-0.5 density and slower above; MNIST (0.19) and Fashion-MNIST (0.50) sit on
-# either side of a constant with margin only for MNIST, so the constant is set below the measured break-even.
-CROSSOVER_DENSITY = 0.40
+# path. Measured with ``python -m bench.sparse_ops --crossover --threads 1 --blocks 7 --reps 30`` (one thread,
+# float32, batch 64, 784 -> 500, random pixels at each density, medians of 7 interleaved blocks; 2 cores shared with
+# another session's tests, so indicative). Sparse / dense time of the pair of first-layer ops a step makes:
+#
+#   density                                   0.1   0.2   0.3   0.4   0.5   0.6   0.8
+#   forward (index incl.) + folded SGD        0.35  0.62  0.87  1.13  1.35  1.64  2.45
+#   forward (index incl.) + weight gradient   0.37  0.58  0.84  1.09  1.36  1.60  2.10
+#
+# break-even near 0.35 for both; the constant sits below it for margin. MNIST (0.19) is well inside, Fashion-MNIST
+# (0.50) outside. Two threads (parallel twins, threads shared as in fit: ``--threads 2 --parallel``) could not be
+# measured on that machine (another process held a core: dense products 3-8 ms instead of 0.3); at MNIST's density
+# the parallel twins were 1.5x faster than the serial kernels where the dense products gained ~1.7x, so the
+# two-thread break-even is likely lower than this one-thread value (left open: a per-thread-count constant).
+CROSSOVER_DENSITY = 0.30
 
 
 # ---- Numba kernels -----------------------------------------------------------------------------------------------
