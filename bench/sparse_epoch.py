@@ -10,7 +10,9 @@ Variants, each a model of its own (784-500-250-100-10, float32, batch 64, seed 0
   decides);
 - ``sparse``: ``input_sparsity="sparse"``, as fit decides (threads shared);
 - ``sparse-own``: the same with ``MLPX_SHARED_BLAS_POOL=0`` during its epoch (OpenBLAS keeps its own threads, the
-  sparse kernels run serially): what the sharing buys.
+  sparse kernels run serially): what the sharing buys;
+- ``dense-own``: the dense path with ``MLPX_SHARED_BLAS_POOL=0``: what the sharing buys there (momentum, RMSProp,
+  Adam; plain SGD does not share on the dense path).
 
 One untimed warm-up epoch per variant, then ``--rounds`` rounds in which every variant times one epoch, the order
 rotating each round; the table gives each variant's median epoch and the medians over rounds of its ratios to the
@@ -31,7 +33,7 @@ OPTIMIZERS = {"sgd": {"name": "sgd", "lr": 0.01}, "adam": {"name": "adam", "lr":
               "momentum": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
               "rmsprop": {"name": "rmsprop", "lr": 0.001}}
 VARIANTS = {"floor": (None, False), "dense": ("dense", True), "sparse": ("sparse", True),
-            "sparse-own": ("sparse", False)}
+            "sparse-own": ("sparse", False), "dense-own": ("dense", False)}
 
 
 def _epoch(model, x, y, share: bool) -> float:

@@ -405,7 +405,7 @@ BACKEND_NEUTRAL = {
 }
 INHERITS_FROM_NUMPY = {
     # NumbaOps computes on NumPy arrays with NumPy's BLAS: the reference's array handling and products are its own
-    "NumbaOps": (BACKEND_NEUTRAL - {"gemm_accumulate", "training_threads"})
+    "NumbaOps": (BACKEND_NEUTRAL - {"gemm_accumulate", "training_threads", "sum_squares"})
                 | {"empty", "zeros", "asarray", "to_host", "is_own_array", "synchronize", "gemm",
                    "act_backward",   # training calls the fused act_backward_bias_grad
                    "softmax"},       # inference only, NumPy's vectorized exp

@@ -149,3 +149,16 @@ def test_a_model_on_numba_ops_pickles_and_deep_copies_and_trains_on_identically(
         m.train_step(x, y)
     for clone in clones:
         np.testing.assert_array_equal(clone.params, model.params)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 1001])
+def test_sum_squares_is_the_float64_squared_norm(dtype, n):
+    """NumbaOps' sum_squares (four running sums, no float64 copy) against the reference's float64 dot, on odd
+    lengths and 2-D views; the result lands in a 1-element float64 view and nothing else changes."""
+    x = np.random.default_rng(n).standard_normal((n, 3)).astype(dtype) * 1e3
+    out = np.full(3, 7.0)
+    NumbaOps().sum_squares(x, out[1:2])
+    flat = x.reshape(-1).astype(np.float64)
+    assert out[1] == pytest.approx(float(flat @ flat), rel=1e-12, abs=0.0)
+    assert out[0] == out[2] == 7.0

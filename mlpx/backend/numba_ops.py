@@ -88,6 +88,9 @@ class NumbaOps(NumpyOps):
         else:  # labels: a few bytes, NumPy is fine
             super().take_rows(src, index, out)
 
+    def sum_squares(self, x, out_1):
+        out_1[0] = nk.sum_squares(x.reshape(-1))
+
     def bias_grad(self, dz_bo, out_o):
         check_shapes("bias_grad", dz_bo.shape[1:], out_o=out_o)
         nk.bias_grad(dz_bo, out_o)
