@@ -17,6 +17,9 @@ hand-over (measured: 1.04x per step), so it does not share on the dense path; on
 another process takes a core, two-thread epochs degrade whichever threads run the products (measured on 2 cores,
 sparse first layer, bursts of another session's tests: epochs of 2-26 s against 1.0-1.5 s quiet); the worst seen
 were shared ones (24-26 s, against at most 11.6 s unshared in the same rounds): indicative, not a clean comparison.
+What it gains, re-measured with the sparse first layer (bench/sparse_epoch.py, 2 threads, MNIST, median of 5 paired
+rounds, docs/benchmarks/results.md): sparse SGD and momentum epochs 10% faster than with OpenBLAS's own threads,
+dense momentum 9% and RMSProp 4%; Adam's rounds were bimodal and did not settle its gain. Kept: above the 5% bar.
 Off where anything is unusual, with the reason from :func:`unavailable_reason`: no OpenBLAS with the hook; Numba's
 threading layer not OpenMP, or failing to start (only OpenMP's static schedule promises each OpenBLAS job a thread
 of its own; the jobs wait for each other, so two on one thread would never end); ``OMP_DYNAMIC`` or
