@@ -34,3 +34,15 @@ def mnist():
     if not os.environ.get("MLPX_DATA_DIR"):
         pytest.skip("MLPX_DATA_DIR is not set: point it at a folder with the MNIST IDX files")
     return mlpx.datasets.load_mnist(download=False)
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """A local Dask cluster of two single-thread worker processes (tests of the Dask executor and sweeps)."""
+    distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed (mlpx[dask])")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

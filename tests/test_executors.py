@@ -26,17 +26,6 @@ def test_inline_executor_delivers_results_and_errors():
             pass
 
 
-@pytest.fixture(scope="module")
-def local_cluster():
-    distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed (mlpx[dask])")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 def test_dask_sweep_matches_the_local_run(local_cluster, tmp_path):
     address = local_cluster.scheduler_address
     assert address.startswith("tcp://127.0.0.1:")

@@ -184,17 +184,6 @@ def test_worker_processes_give_the_same_numbers(reference, tmp_path):
     assert suite["runs"] == _suite(reference)["runs"]
 
 
-@pytest.fixture(scope="module")
-def local_cluster():
-    distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed (mlpx[dask])")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 def test_a_dask_cluster_gives_the_same_numbers(reference, local_cluster, tmp_path):
     address = local_cluster.scheduler_address[len("tcp://"):]
     suite = run_suite(NAMES, tmp_path, executor="dask://" + address, **TINY)["suite"]

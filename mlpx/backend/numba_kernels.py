@@ -255,7 +255,7 @@ def adam_update(params, grads, exp_avg, exp_avg_sq, step_size, beta1, one_minus_
         params[i] -= (m / (math.sqrt(v) * inv_bias_correction2_sqrt + eps)) * step_size
 
 
-def _parallel_twin(kernel):
+def parallel_twin(kernel):
     """``kernel`` compiled with parallel=True, under its own name: Numba's disk cache keys entries by name and would
     otherwise hand the parallel build the serial one's machine code (seen with numba 0.68)."""
     fn = kernel.py_func
@@ -264,6 +264,6 @@ def _parallel_twin(kernel):
     return njit(cache=True, error_model="numpy", parallel=True)(twin)
 
 
-sgd_update_parallel = _parallel_twin(sgd_update)
-rmsprop_update_parallel = _parallel_twin(rmsprop_update)
-adam_update_parallel = _parallel_twin(adam_update)
+sgd_update_parallel = parallel_twin(sgd_update)
+rmsprop_update_parallel = parallel_twin(rmsprop_update)
+adam_update_parallel = parallel_twin(adam_update)

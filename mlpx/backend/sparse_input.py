@@ -38,10 +38,10 @@ development machine with one thread (bench/sparse_ops.py --crossover), see the c
 """
 from __future__ import annotations
 
-import types
-
 import numpy as np
 from numba import njit, prange
+
+from .numba_kernels import parallel_twin
 
 CHUNKS = 16  # row chunks of the folded update (one scratch row each; the parallel twin splits them)
 
@@ -189,18 +189,10 @@ def weight_update(col_ptr, col_row, col_val, delta_bo, w_io, alpha, beta):
                     w[c] = w[c] + alpha * acc[c]
 
 
-def _parallel_twin(kernel):
-    """``kernel`` compiled with parallel=True under its own name (Numba's disk cache keys entries by name, see
-    numba_kernels._parallel_twin)."""
-    fn = kernel.py_func
-    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__, fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_parallel"
-    return njit(cache=True, error_model="numpy", parallel=True)(twin)
-
-
-forward_parallel = _parallel_twin(forward)
-weight_grad_parallel = _parallel_twin(weight_grad)
-weight_update_parallel = _parallel_twin(weight_update)
+# parallel=True builds under their own names (Numba's disk cache keys entries by name; see numba_kernels)
+forward_parallel = parallel_twin(forward)
+weight_grad_parallel = parallel_twin(weight_grad)
+weight_update_parallel = parallel_twin(weight_update)
 
 
 class SparseBatch:
