@@ -33,7 +33,26 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process umask, read once at import. Linux reports it in /proc/self/status without changing it; elsewhere
+    it is read by setting it and setting it back, which is safe only here, before any writer thread can exist that
+    this module could race (setting it on every write left a window where other threads created world-writable
+    files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    """The umask read at import (a program that changes its umask later gets files with the import-time mode)."""
+    return _UMASK

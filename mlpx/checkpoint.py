@@ -11,6 +11,7 @@ values; tested).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,60 @@ def _check_header(header: dict, path) -> None:
                                                                                                  dict)):
             raise ValueError(f"{path}: entry checkpoint: field 'callbacks': expected {{'class': name, 'state': "
                              f"{{...}}}} items, got {entry!r:.60}")
+    _check_history(header["history"], path)
+    loop = header.get("loop")
+    if loop is not None and not isinstance(loop, dict):
+        raise ValueError(f"{path}: entry checkpoint: field 'loop': expected a JSON object, got {loop!r:.60}")
+    if loop and "window" in loop:
+        _check_window(loop["window"], path, "loop.window")
+    elif not loop and "window" in header["history"]:  # older checkpoints kept the window in the history
+        _check_window(header["history"]["window"], path, "history.window")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond float's range
+        return False
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# History's fields as a checkpoint holds them: (check, what the message says was expected). Recorded values may be
+# NaN or infinite (a diverged run's last loss); their types are what the loop and the reports rely on.
+_HISTORY_FIELDS = {
+    **{name: (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers")
+       for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "iteration_loss",
+                    "iteration_val_loss")},
+    "iterations": (lambda v: isinstance(v, list) and all(_is_count(x) for x in v), "a list of integers >= 0"),
+    "layer_stats": (lambda v: isinstance(v, list) and all(
+        x is None or (isinstance(x, list) and all(isinstance(d, dict) for d in x)) for x in v),
+        "a list of (null or a list of per-layer objects)"),
+    "steps": (_is_count, "an integer >= 0"),
+    "stop_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),
+}
+
+
+def _check_history(history: dict, path) -> None:
+    """Each History field the checkpoint holds has its type (missing ones take History's defaults)."""
+    for name, (valid, expected) in _HISTORY_FIELDS.items():
+        if name in history and not valid(history[name]):
+            raise ValueError(f"{path}: entry checkpoint: field 'history.{name}': expected {expected}, got "
+                             f"{history[name]!r:.60}")
+
+
+def _check_window(window, path, name: str) -> None:
+    """The partial iteration-loss window: [loss sum (finite), samples (integer >= 0)]."""
+    if not (isinstance(window, list) and len(window) == 2 and _is_number(window[0])
+            and _finite(window[0]) and _is_count(window[1])):
+        raise ValueError(f"{path}: entry checkpoint: field {name!r}: expected [loss sum (a finite number), "
+                         f"samples (an integer >= 0)], got {window!r:.60}")
 
 
 def _callback_arrays(arrays: dict, index: int, kind: str, model, path) -> dict:

@@ -16,7 +16,7 @@ from .backend import get_ops
 from .initializers import initial_weights
 from .losses import check_loss_for_head, loss_op_name
 from .optim import Optimizer, make_optimizer
-from .policy import TrainingPolicy, training_policy
+from .policy import TrainingPolicy, sparse_first_layer, training_policy
 
 HEADS = ("softmax", "identity")
 DTYPES = ("float32", "float64")
@@ -348,24 +348,24 @@ class MLP:
         """The step of :meth:`_train_batch` on a batch (x, y) already on the backend (``train_step`` passes its
         arrays as they are, the loops the gathered ``bufs["x"]``, ``bufs["y"]``)."""
         fold = self.optimizer.folded_weight_update() if policy.fold_sgd else None
-        self._gradients(x, y, bufs, stats, row_weights, fold)
+        self._gradients(x, y, bufs, stats, policy.sparse_first_layer, row_weights, fold)
         if fold is None:
             self.optimizer.step(self.ops, self.params, self.grads)
         else:  # the weights were updated inside the backward pass; the biases remain
             self.optimizer.step_ranges(self.ops, self.params, self.grads, self._bias_ranges)
 
-    def _gradients(self, x, y, bufs, stats, row_weights=None, fold=None) -> None:
+    def _gradients(self, x, y, bufs, stats, use_sparse: bool, row_weights=None, fold=None) -> None:
         """Forward, loss and backward: all parameter gradients into the flat ``grads`` buffer (the weights
-        updated in place instead when ``fold`` is given, see :meth:`_backward`)."""
-        sparse = self._sparse_batch(x, bufs)
+        updated in place instead when ``fold`` is given, see :meth:`_backward`). ``use_sparse``: the first layer
+        from x's nonzeros, the training policy's ``sparse_first_layer`` (:mod:`mlpx.policy`), not decided again
+        here."""
+        sparse = self._sparse_batch(x, bufs) if use_sparse else None
         self._forward(x, bufs, sparse=sparse)
         self._loss_and_output_delta(y, bufs, stats, row_weights)
         self._backward(x, bufs, fold, sparse)
 
     def _sparse_batch(self, x, bufs):
-        """x's nonzero lists for the sparse first layer when this model trains on that path, else None."""
-        if self.input_path["path"] != "sparse" or not self.ops.sparse_input:
-            return None
+        """x's nonzero lists for the sparse first layer (the policy chose that path: see :meth:`_gradients`)."""
         batch = bufs.get("sparse")
         if batch is None:
             batch = bufs["sparse"] = self.ops.sparse_batch(x.shape[0], self.n_features, self.dtype)
@@ -411,7 +411,7 @@ class MLP:
         y = self._targets(y, x.shape[0])
         bufs = self._batch_buffers(x.shape[0])
         stats = self.ops.zeros(2, np.float64)
-        self._gradients(x, y, bufs, stats)
+        self._gradients(x, y, bufs, stats, sparse_first_layer(self))
         return float(self.ops.to_host(stats)[0]) / x.shape[0], [self.ops.to_host(g).copy() for g in self._grad_views]
 
     def train_step(self, x_batch, y_batch) -> float:

@@ -43,9 +43,15 @@ def share_blas_threads(fold: bool, sparse_first_layer: bool) -> bool:
     return not fold or sparse_first_layer
 
 
+def sparse_first_layer(model) -> bool:
+    """Compute the first layer from each batch's nonzeros: ``model.input_path`` (``MLP.choose_input_path``) says
+    sparse and the backend has the sparse kernels. Also what ``loss_and_gradients`` (no optimizer needed) uses."""
+    return model.input_path["path"] == "sparse" and bool(model.ops.sparse_input)
+
+
 def training_policy(model) -> TrainingPolicy:
     """The policy for the compiled ``model`` on its current backend and input path."""
     fold = fold_sgd(model.optimizer, model.ops)
-    sparse = model.input_path["path"] == "sparse" and model.ops.sparse_input
+    sparse = sparse_first_layer(model)
     return TrainingPolicy(fold_sgd=fold, share_blas_threads=share_blas_threads(fold, sparse),
                           sparse_first_layer=sparse)

@@ -6,10 +6,17 @@ the model was compiled, ``optimizer`` (JSON config) and ``optimizer/<state>`` ar
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+try:  # the module behind numpy.lib.format, whose (3, 0) header reader has no public name
+    from numpy.lib import _format_impl as npy_format
+except ImportError:  # NumPy < 2
+    from numpy.lib import format as npy_format
 
 from ._checks import check_array
 from ._io import atomic_write
@@ -60,12 +67,21 @@ def read_model_file(path) -> dict:
         raise ValueError(f"{unreadable}: {_npy_error(err)}") from None
     arrays = {}
     with data:
+        members = {info.filename: info for info in data.zip.infolist()}
         for key in data.files:
+            info = members.get(f"{key}.npy")
+            if info is None:  # a zip member that is not an .npy file
+                raise ValueError(f"{unreadable}: entry {key}: not a NumPy array (.npy)")
             try:
+                _check_declared_size(data.zip, info)
                 arrays[key] = data[key]
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+            except _SizeMismatch as err:
+                raise ValueError(f"{unreadable}: entry {key}: {err}") from None
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error) as err:
                 raise ValueError(f"{unreadable}: entry {key}: {_npy_error(err)}") from None
-            if not isinstance(arrays[key], np.ndarray):  # a zip member that is not an .npy file
+            except MemoryError:
+                raise ValueError(f"{unreadable}: entry {key}: too large to hold in memory") from None
+            if not isinstance(arrays[key], np.ndarray):
                 raise ValueError(f"{unreadable}: entry {key}: not a NumPy array (.npy)")
     if "mlpx_format" not in arrays or _text(arrays["mlpx_format"]) != FORMAT:
         raise ValueError(f"{path}: not an mlpx model file: expected an .npz with mlpx_format={FORMAT!r}, "
@@ -78,6 +94,46 @@ def read_model_file(path) -> dict:
         raise ValueError(f"{path}: model format version {int(version)} is newer than this mlpx reads "
                          f"({FORMAT_VERSION}); upgrade mlpx")
     return arrays
+
+
+# Deflate cannot expand its input more than about 1032 times (a 258-byte match per 2 bits at best); the margin
+# covers the few bytes of block and stream headers of a tiny member.
+_DEFLATE_MAX_RATIO, _DEFLATE_SLACK = 1032, 1024
+
+
+class _SizeMismatch(ValueError):
+    """An .npy member declares more data than it can hold (its own message, without the exception's name)."""
+
+
+def _check_declared_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Refuse an .npy member whose header declares more data than the member can hold, before NumPy allocates
+    the declared array (it does so before reading a byte of it: a 200-byte member that says shape (10**12,)
+    would ask for terabytes). A stored member must hold its declared bytes; a deflated one cannot inflate to more
+    than its uncompressed size, nor to more than deflate's maximum ratio of its compressed size (np.savez and
+    np.savez_compressed write nothing else). Object arrays are left to NumPy, which refuses them unread."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _SizeMismatch(f"zip compression method {info.compress_type}: an .npz holds stored or deflated "
+                            f"members (np.savez, np.savez_compressed)")
+    with archive.open(info) as member:
+        version = npy_format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = npy_format.read_array_header_2_0(member)
+        else:  # (3, 0): utf-8 field names, read like (2, 0) by NumPy's own reader
+            shape, _, dtype = npy_format._read_array_header(member, version)
+        header = member.tell() if member.seekable() else None
+    if dtype.hasobject:
+        return
+    declared = math.prod(shape) * dtype.itemsize
+    holds = info.file_size - (header or 0)
+    if info.compress_type == zipfile.ZIP_STORED:
+        holds = min(holds, info.compress_size - (header or 0))
+    else:
+        holds = min(holds, _DEFLATE_MAX_RATIO * info.compress_size + _DEFLATE_SLACK)
+    if declared > holds:
+        raise _SizeMismatch(f"its .npy header declares shape {tuple(shape)} {dtype} ({declared} bytes), but the "
+                         f"member holds at most {max(holds, 0)} bytes: a damaged or forged header")
 
 
 def _npy_error(err: Exception) -> str:
@@ -126,6 +182,7 @@ def model_from_arrays(arrays: dict, backend=None, source: str = "model file"):
     """
     ops = get_ops(backend)  # outside the try: a bad backend name is not the file's fault
     config = json_entry(arrays, "config", source)
+    _check_weight_shapes(arrays, config, source)  # before MLP(**config) allocates what the config claims
     try:
         loss = config.pop("loss")
         model = MLP(backend=ops, **config)
@@ -148,6 +205,31 @@ def model_from_arrays(arrays: dict, backend=None, source: str = "model file"):
         model.optimizer.load_state_dict(model.ops, state, model.dtype, model.params.size,
                                         f"{source}: entry optimizer")
     return model
+
+
+def _check_weight_shapes(arrays: dict, config: dict, source: str) -> None:
+    """The W and b entries have the shapes that the config's ``layer_sizes`` give them, checked before the model
+    is built: building allocates (and initializes) every parameter the config claims, so a config that says
+    [784, 100000, 100000] beside small arrays would otherwise ask for 10**10 parameters before any entry is
+    looked at. The model's allocation is then no larger than the arrays already read from the file."""
+    sizes = config.get("layer_sizes")
+    if not (isinstance(sizes, list) and len(sizes) >= 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
+        raise ValueError(f"{source}: entry config: layer_sizes: expected a list of at least 2 positive integers "
+                         f"(inputs ... outputs), got {sizes!r:.80}")
+    try:
+        dtype = f" {np.dtype(config.get('dtype', 'float32')).name}"
+    except (TypeError, ValueError):
+        dtype = ""
+    shapes = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    for name, shape in zip(_weight_names(len(sizes) - 1), shapes):
+        if name not in arrays:
+            raise ValueError(f"{source}: entry {name} missing: expected shape {shape}{dtype}")
+        if arrays[name].shape != shape:
+            raise ValueError(f"{source}: entry {name}: expected shape {shape}{dtype} (config layer_sizes "
+                             f"{sizes!r:.60}), got shape {arrays[name].shape} {arrays[name].dtype}")
 
 
 def _weight_names(n_layers: int) -> list[str]:

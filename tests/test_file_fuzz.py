@@ -278,3 +278,170 @@ def test_train_resume_refuses_a_damaged_checkpoint(tmp_path):
     assert resumed.returncode == 2, resumed.stdout + resumed.stderr
     assert "checkpoint.npz: entry optimizer/velocity: expected shape" in resumed.stderr
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir()) == before  # nothing written
+
+
+# ---- members that lie about their size, damaged compressed members, configs that claim huge layers ---------------
+def npy_header(shape, descr="<f4") -> bytes:
+    """An .npy version 1.0 header written by hand (what np.save writes before the data), for any shape."""
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape!r}, }}"
+    text += " " * (-(10 + len(text) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def rezip(source, target, replace: dict, compression=zipfile.ZIP_STORED):
+    """``source`` (.npz) copied to ``target`` with the members in ``replace`` (name -> bytes) swapped in."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression) as new:
+        for info in old.infolist():
+            new.writestr(info.filename, replace.get(info.filename, old.read(info)), compression)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
+@pytest.mark.parametrize("shape", [(10**12,), (4, 10**11), (4, 6)])
+def test_a_member_declaring_more_than_it_holds_is_refused_before_allocating(files, tmp_path, compression, shape,
+                                                                            capsys):
+    """A few hundred bytes whose .npy header says (10**12,): NumPy would allocate terabytes before reading (a
+    MemoryError); (4, 6) for a (4, 5) array is a small lie that would read past the member's data."""
+    from mlpx.study.cli import main
+
+    forged = tmp_path / "forged.npz"
+    rezip(files["sgd"], forged, {"W1.npy": npy_header(shape) + np.zeros(20, np.float32).tobytes()}, compression)
+    for loader in (mlpx.load, load_checkpoint):
+        with pytest.raises(ValueError) as info:
+            loader(forged)
+        message = str(info.value)
+        assert f"{forged}: not a readable mlpx model file (.npz): entry W1: its .npy header declares shape" in message
+        assert "damaged or forged header" in message
+    assert main(["evaluate", str(forged)]) == 2
+    assert "entry W1: its .npy header declares shape" in capsys.readouterr().err
+
+
+def test_honest_compressed_and_stored_files_still_load(files, tmp_path):
+    with np.load(files["adam"]) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    np.savez_compressed(tmp_path / "c.npz", **arrays)
+    rezip(files["adam"], tmp_path / "s.npz", {})
+    for name in ("c.npz", "s.npz"):
+        loaded = mlpx.load(tmp_path / name)
+        for got, want in zip(loaded.get_weights(), [arrays[f"{k}{i}"] for i in (1, 2) for k in "Wb"]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_damaged_compressed_member_is_named(files, tmp_path):
+    """np.savez_compressed's members are deflated: damaged data raises zlib.error inside NumPy's read, which must
+    come out as the usual ValueError naming the file and the entry."""
+    with np.load(files["sgd"]) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    path = tmp_path / "compressed.npz"
+    np.savez_compressed(path, **arrays)
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("W1.npy")
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = (int.from_bytes(raw[info.header_offset + i:info.header_offset + i + 2], "little")
+                           for i in (26, 28))
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start] = 0xFF  # the first deflate block's header: final block of reserved type 3, "invalid block type"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"{path}: not a readable mlpx model file \(\.npz\): entry W1: error"):
+        mlpx.load(path)
+
+
+@pytest.mark.parametrize("sizes, match", [
+    ([4, 100000, 100000, 3], r"entry W1: expected shape \(4, 100000\) float32 \(config layer_sizes"),
+    ([4, 5, 100000], r"entry W2: expected shape \(5, 100000\) float32"),
+    ([100000, 5, 3], r"entry W1: expected shape \(100000, 5\) float32"),
+    ([4, 5, 3, 100000], r"entry W3 missing: expected shape \(3, 100000\) float32"),
+    ([4, -5, 3], r"entry config: layer_sizes: expected a list of at least 2 positive integers"),
+    ([4, True, 3], r"entry config: layer_sizes: expected a list of at least 2 positive integers"),
+    ([4], r"entry config: layer_sizes: expected a list of at least 2 positive integers"),
+    ("4-5-3", r"entry config: layer_sizes: expected a list of at least 2 positive integers"),
+])
+def test_config_layer_sizes_checked_against_the_arrays_before_building(files, tmp_path, monkeypatch, sizes, match):
+    """A config that claims [4, 100000, 100000, 3] beside a 4-5-3 model's arrays would make MLP(**config) allocate
+    and initialize 10**10 parameters; the shapes are compared with the entries first and the model never built."""
+    import json
+
+    from mlpx import serialization
+
+    with np.load(files["sgd"]) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    config = json.loads(str(arrays["config"]))
+    config["layer_sizes"] = sizes
+    path = tmp_path / "huge.npz"
+    np.savez(path, **{**arrays, "config": np.array(json.dumps(config))})
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before its weight shapes were checked")
+
+    monkeypatch.setattr(serialization, "MLP", never)
+    with pytest.raises(ValueError, match=rf"{path}: {match}"):
+        mlpx.load(path)
+
+
+# ---- checkpoint headers: JSON fields of the wrong type -------------------------------------------------------------
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"loop": 5}, "loop"),
+    ({"loop": "window"}, "loop"),
+    ({"loop": {"window": ["a", 0]}}, "loop.window"),
+    ({"loop": {"window": [NAN, 3]}}, "loop.window"),
+    ({"loop": {"window": [1e400, 3]}}, "loop.window"),  # JSON Infinity
+    ({"loop": {"window": [10**400, 3]}}, "loop.window"),
+    ({"loop": {"window": [1.5, -1]}}, "loop.window"),
+    ({"loop": {"window": [1.5, 2.5]}}, "loop.window"),
+    ({"loop": {"window": [1.5, True]}}, "loop.window"),
+    ({"loop": {"window": [1.5]}}, "loop.window"),
+    ({"loop": {"window": 3}}, "loop.window"),
+    ({"loop": {}, "history": {"window": ["a", 0]}}, "history.window"),
+    ({"history": {"iterations": 5}}, "history.iterations"),
+    ({"history": {"iterations": [1, -2]}}, "history.iterations"),
+    ({"history": {"iterations": [1.5]}}, "history.iterations"),
+    ({"history": {"loss": ["a"]}}, "history.loss"),
+    ({"history": {"loss": 0.5}}, "history.loss"),
+    ({"history": {"val_accuracy": [None]}}, "history.val_accuracy"),
+    ({"history": {"lr": {"a": 1}}}, "history.lr"),
+    ({"history": {"epoch_seconds": [True]}}, "history.epoch_seconds"),
+    ({"history": {"iteration_loss": "x"}}, "history.iteration_loss"),
+    ({"history": {"iteration_val_loss": [[1.0]]}}, "history.iteration_val_loss"),
+    ({"history": {"layer_stats": [5]}}, "history.layer_stats"),
+    ({"history": {"layer_stats": [[1.0]]}}, "history.layer_stats"),
+    ({"history": {"layer_stats": {}}}, "history.layer_stats"),
+    ({"history": {"steps": -1}}, "history.steps"),
+    ({"history": {"steps": "3"}}, "history.steps"),
+    ({"history": {"steps": 2.0}}, "history.steps"),
+    ({"history": {"stop_reason": 5}}, "history.stop_reason"),
+    ({"history": {"stop_reason": ["early stopping"]}}, "history.stop_reason"),
+])
+def test_checkpoint_header_fields_of_the_wrong_type_are_named(files, tmp_path, change, field):
+    import json
+
+    with np.load(files["checkpoint"]) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    header = json.loads(str(arrays["checkpoint"]))
+    for key, value in change.items():
+        if isinstance(value, dict) and key == "history":
+            header[key].update(value)
+        else:
+            header[key] = value
+    path = tmp_path / "ckpt.npz"
+    np.savez(path, **{**arrays, "checkpoint": np.array(json.dumps(header))})
+    with pytest.raises(ValueError, match=rf"{path}: entry checkpoint: field '{field}': expected"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_header_values_that_are_fine_load(files, tmp_path):
+    """The checks accept what training writes: NaN losses (a diverged run), None layer stats, no loop state
+    (older files: the window in the history), an empty window count."""
+    import json
+
+    with np.load(files["checkpoint"]) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    header = json.loads(str(arrays["checkpoint"]))
+    header["history"].update(loss=[NAN, 1], layer_stats=[None, [{"grad_norm": 1.0}]], stop_reason="diverged: x",
+                             window=[2.5, 4])
+    header["loop"] = {}
+    path = tmp_path / "ok.npz"
+    np.savez(path, **{**arrays, "checkpoint": np.array(json.dumps(header))})
+    ckpt = load_checkpoint(path)
+    assert ckpt.loop_state == {"window": [2.5, 4]} and ckpt.history.stop_reason == "diverged: x"

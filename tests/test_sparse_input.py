@@ -236,6 +236,51 @@ def test_non_finite_inputs_refused(bad):
         model.train_step(x, np.zeros(64, int))
 
 
+def test_the_step_follows_the_policy_it_is_given(monkeypatch):
+    """The batch step takes the first-layer path from the training policy passed in (decided once per fit), not
+    from the model's input_path again: a dense policy on a sparse model never indexes the batch, a sparse policy on
+    a dense model does."""
+    from mlpx.policy import TrainingPolicy
+
+    model = mlpx.MLP([20, 8, 3], seed=0, input_sparsity="sparse", backend="numpy").compile()
+    if not model.ops.sparse_input:
+        pytest.skip("the sparse kernels need the Numba backend")
+    rng = np.random.default_rng(0)
+    x_dev = model.ops.asarray(_sparse_x(rng, 16, 20, 0.2, np.float32))
+    y_dev = model.ops.asarray(rng.integers(0, 3, 16))
+    index = np.arange(16, dtype=np.int64)
+    calls = []
+    real_index = type(model.ops).sparse_index
+    monkeypatch.setattr(type(model.ops), "sparse_index",
+                        lambda self, x, batch: calls.append(1) or real_index(self, x, batch))
+    dense = TrainingPolicy(fold_sgd=False, share_blas_threads=False, sparse_first_layer=False)
+    model._train_batch(x_dev, y_dev, index, model.ops.zeros(2, np.float64), policy=dense)
+    assert calls == []
+    model.input_sparsity = "dense"
+    model.choose_input_path(None)
+    sparse = TrainingPolicy(fold_sgd=False, share_blas_threads=False, sparse_first_layer=True)
+    model._train_batch(x_dev, y_dev, index, model.ops.zeros(2, np.float64), policy=sparse)
+    assert calls == [1]
+
+
+def test_sparse_ops_refuse_mismatched_shapes_and_dtypes():
+    """sparse_weight_grad refuses a dW whose rows are not the batch's columns (the kernel reads col_ptr[j + 1]
+    for every row j of dW); SparseBatch.build refuses inputs of another dtype than the lists it holds."""
+    ops = numba_ops.NumbaOps()
+    batch = ops.sparse_batch(4, 6, np.float64).build(np.eye(4, 6))
+    delta = np.ones((4, 3))
+    with pytest.raises(ValueError, match="dw_io"):
+        ops.sparse_weight_grad(batch, delta, np.zeros((5, 3)), np.ones(6, np.bool_))
+    with pytest.raises(ValueError, match="dw_io"):  # (one row too many: the kernel would read past col_ptr)
+        ops.sparse_weight_grad(batch, delta, np.zeros((7, 3)), np.ones(6, np.bool_))
+    dw = ops.sparse_weight_grad(batch, delta, np.full((6, 3), np.nan), np.ones(6, np.bool_))
+    np.testing.assert_array_equal(dw, np.eye(4, 6).T @ delta)
+    with pytest.raises(ValueError, match="float32"):
+        batch.build(np.eye(4, 6, dtype=np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        si.SparseBatch(4, 6, np.float32).build(np.eye(4, 6))
+
+
 # ---- the choice ------------------------------------------------------------------------------------------------------
 def test_auto_picks_by_density():
     rng = np.random.default_rng(0)

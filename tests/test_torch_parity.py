@@ -1,4 +1,7 @@
-"""Parity with PyTorch: same initial weights, same batches in the same order, 50 steps per optimizer setting."""
+"""Parity with PyTorch: same initial weights, same batches in the same order, 50 steps per optimizer setting, on
+both first-layer paths (issue 12): dense products, and the sparse kernels of mlpx/backend/sparse_input.py (the
+Numba backend; 70% of the inputs are zero, so the sparse path skips real work and leaves whole rows of W1 untouched
+in some batches)."""
 import numpy as np
 import pytest
 
@@ -30,6 +33,12 @@ SETTINGS = {
                 lambda p: torch.optim.Adam(p, lr=0.001, weight_decay=0.01)),
 }
 
+ZERO_FRACTION = 0.7
+HAS_SPARSE_KERNELS = mlpx.MLP([2, 1], backend="numpy").ops.sparse_input
+INPUT_PATHS = [pytest.param("dense", id="dense"),
+               pytest.param("sparse", id="sparse", marks=pytest.mark.skipif(
+                   not HAS_SPARSE_KERNELS, reason="the sparse first-layer kernels need the Numba backend"))]
+
 ACT = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
 
 
@@ -46,13 +55,16 @@ def torch_net(weights, activation, dtype):
     return torch.nn.Sequential(*layers)
 
 
-def run_both(setting, activation, loss, dtype):
+def run_both(setting, activation, loss, dtype, input_sparsity):
     make_ours, make_theirs = SETTINGS[setting]
     rng = np.random.default_rng(1)
     x = rng.normal(size=(STEPS * BATCH, SIZES[0])).astype(dtype)
+    x[rng.random(x.shape) < ZERO_FRACTION] = 0
     y = rng.integers(0, SIZES[-1], size=STEPS * BATCH)
-    model = mlpx.MLP(SIZES, activation=activation, seed=0, dtype=dtype, backend="numpy")
+    model = mlpx.MLP(SIZES, activation=activation, seed=0, dtype=dtype, backend="numpy",
+                     input_sparsity=input_sparsity)
     model.compile(loss=loss, optimizer=make_ours())
+    assert model.input_path["path"] == input_sparsity, model.input_path
     net = torch_net(model.get_weights(), activation, getattr(torch, dtype))
     opt = make_theirs(net.parameters())
     for step in range(STEPS):
@@ -80,26 +92,29 @@ def max_relative_difference(ours, theirs):
     return max(float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in zip(ours, theirs))
 
 
+@pytest.mark.parametrize("input_sparsity", INPUT_PATHS)
 @pytest.mark.parametrize("setting", SETTINGS)
-def test_parameters_match_pytorch_float64(setting):
-    ours, theirs = run_both(setting, "relu", "cross_entropy", "float64")
+def test_parameters_match_pytorch_float64(setting, input_sparsity):
+    ours, theirs = run_both(setting, "relu", "cross_entropy", "float64", input_sparsity)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * np.max(np.abs(b)))
 
 
+@pytest.mark.parametrize("input_sparsity", INPUT_PATHS)
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
-def test_activations_and_losses_match_pytorch_float64(activation, loss):
-    ours, theirs = run_both("momentum", activation, loss, "float64")
+def test_activations_and_losses_match_pytorch_float64(activation, loss, input_sparsity):
+    ours, theirs = run_both("momentum", activation, loss, "float64", input_sparsity)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * np.max(np.abs(b)))
 
 
+@pytest.mark.parametrize("input_sparsity", INPUT_PATHS)
 @pytest.mark.parametrize("setting", ["sgd", "momentum", "rmsprop", "adam"])
-def test_float32_agreement_with_pytorch(setting, record_property):
+def test_float32_agreement_with_pytorch(setting, input_sparsity, record_property):
     """float32 after 50 steps: rounding differs (BLAS order), so agreement is looser; the figure is recorded."""
-    ours, theirs = run_both(setting, "relu", "cross_entropy", "float32")
+    ours, theirs = run_both(setting, "relu", "cross_entropy", "float32", input_sparsity)
     difference = max_relative_difference(ours, theirs)
     record_property("max_relative_difference", difference)
-    print(f"float32 {setting}: max relative difference after {STEPS} steps {difference:.2e}")
+    print(f"float32 {setting} {input_sparsity}: max relative difference after {STEPS} steps {difference:.2e}")
     assert difference < 1e-4

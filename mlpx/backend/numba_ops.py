@@ -68,6 +68,7 @@ class NumbaOps(NumpyOps):
         """dW = x^T delta over the batch's nonzeros; zero rows where ``dirty`` (a bool per row, updated) says an
         earlier gradient may remain."""
         check_shapes("sparse_weight_grad", (batch.shape[0], dw_io.shape[1]), delta_bo=delta_bo)
+        check_shapes("sparse_weight_grad", (batch.shape[1], dw_io.shape[1]), dw_io=dw_io)  # kernel: col_ptr[j + 1]
         check_shapes("sparse_weight_grad", (batch.shape[1],), dirty=dirty)
         kernel = si.weight_grad_parallel if blas_pool.sharing() else si.weight_grad
         kernel(batch.col_ptr, batch.col_row, batch.col_val, delta_bo, dw_io, dirty)

@@ -25,7 +25,8 @@ the thread that computes it: the results are the same bits on every run and with
 BLAS's (different order, no fused multiply-add), so the sparse path agrees with the dense one to rounding, not to
 the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5).
 
-Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over W1's rows otherwise) for use while
+Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over W1's rows in the weight
+gradient, over ``CHUNKS`` chunks of W1's rows in the folded update, one scratch row per chunk) for use while
 mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` arranges whenever the sparse path
 trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
 OpenBLAS's spinning workers (see numba_kernels.py). Measured on 2 cores (64 MNIST images, threads shared, another
@@ -213,6 +214,8 @@ class SparseBatch:
     def build(self, x_bi) -> "SparseBatch":
         if x_bi.shape != self.shape:
             raise ValueError(f"SparseBatch for shape {self.shape} given an array of shape {x_bi.shape}")
+        if x_bi.dtype != self.row_val.dtype:  # the lists hold x's values: a cast would round or widen silently
+            raise ValueError(f"SparseBatch for dtype {self.row_val.dtype} given an array of dtype {x_bi.dtype}")
         self.nnz = int(build_index(x_bi, self.row_ptr, self.col_idx, self.row_val, self.col_ptr, self.col_row,
                                    self.col_val, self.cursor))
         return self
