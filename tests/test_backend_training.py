@@ -161,6 +161,17 @@ def test_backend_choice_report_warmup_and_require_gpu(monkeypatch):
         assert why in str(err.value)
 
 
+def test_backend_report_says_plain_sgd_on_the_sparse_path_shares_blas_threads_too(monkeypatch):
+    """mlpx.policy.share_blas_threads shares for any optimizer on the sparse first-layer path, not only for
+    momentum, RMSProp and Adam: the report says so."""
+    from mlpx import backend
+    from mlpx.backend import blas_pool
+
+    monkeypatch.setattr(blas_pool, "unavailable_reason", lambda: None)
+    text = backend._thread_sharing(True)
+    assert text.startswith("yes") and "plain SGD too" in text and "sparse first-layer" in text
+
+
 def test_require_gpu_names_an_old_driver(monkeypatch):
     import sys
     import types

@@ -69,17 +69,46 @@ def test_resume_accepts_typed_options_equal_to_the_saved_ones(two_epoch_run):
     assert len(history["loss"]) == 3 and history["steps"] == 3 * 63
 
 
-@pytest.mark.parametrize("epochs", ["1", "2"])
-def test_resume_with_no_more_epochs_than_done_is_refused(offline, capsys, epochs):  # noqa: F811
+@pytest.mark.parametrize("epochs, message", [
+    ("1", "--epochs 1 (the run has 2; --epochs may only raise the total)"),  # the raised total was saved
+    ("2", "--epochs 2: {out} has already trained 2 epochs (of 2)"),
+    (None, "--resume {out}: the run has already trained all 2 epochs"),  # a plain resume of a finished run
+])
+def test_resume_with_no_more_epochs_than_done_is_refused(offline, capsys, epochs, message):  # noqa: F811
     out = offline / "run"
     assert small_run(out, "--epochs", "1") == 0
     assert main(["train", "--resume", str(out), "--quiet", "--epochs", "2"]) == 0  # raising the total works
+    assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 2
     before = snapshot(out)
     capsys.readouterr()
-    assert main(["train", "--resume", str(out), "--quiet", "--epochs", epochs]) == 2
-    err = capsys.readouterr().err
-    assert "already trained 2 epochs" in err or "--epochs may only raise the total" in err
-    assert "resuming" not in err and snapshot(out) == before
+    assert main(["train", "--resume", str(out), "--quiet", *(["--epochs", epochs] if epochs else [])]) == 2
+    out_text, err = capsys.readouterr()
+    assert message.format(out=out) in err
+    assert "resuming" not in out_text + err and snapshot(out) == before
+
+
+def test_a_raised_total_is_saved_so_a_plain_resume_continues_to_it(offline, capsys, monkeypatch):  # noqa: F811
+    """Raise the total from 1 to 4 epochs, stop in the third epoch (as Ctrl-C would), then resume without
+    --epochs: the run continues to the raised total (config.json holds it), not to the first run's 1 epoch."""
+    from mlpx import training
+
+    out = offline / "run"
+    assert small_run(out, "--epochs", "1") == 0
+    real = training._Loop.run_epoch
+
+    def stop_in_the_third_epoch(self, epoch, *args):
+        return None if epoch == 2 else real(self, epoch, *args)  # None: the loop's 'interrupted'
+
+    monkeypatch.setattr(training._Loop, "run_epoch", stop_in_the_third_epoch)
+    assert main(["train", "--resume", str(out), "--quiet", "--epochs", "4"]) == 130
+    assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 4
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+    monkeypatch.setattr(training._Loop, "run_epoch", real)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert f"resuming {out} after epoch 2 of 4" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 4 and history["steps"] == 4 * 63 and history["stop_reason"] is None
 
 
 def test_resume_with_a_corrupt_config_names_the_file(two_epoch_run, capsys):

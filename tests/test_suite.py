@@ -131,7 +131,8 @@ def test_a_corrupt_run_file_is_reported_and_trained_again(reference, tmp_path):
     files[1].write_text(json.dumps({"format": "mlpx-run", "key": "not this one"}))
     with pytest.warns(CorruptRunWarning, match="trained again") as caught:
         suite = run_suite(NAMES, out, jobs=1, **TINY)["suite"]
-    assert {str(files[0]), str(files[1])} <= {str(w.message).split(" ")[2] for w in caught}
+    messages = [str(w.message) for w in caught]
+    assert all(any(str(path) in message for message in messages) for path in files[:2])
     assert (suite["runs_trained"], suite["runs_reused"]) == (2, 12)
     assert suite["runs"] == _suite(reference)["runs"]
     assert RunStore(out / "runs").get(files[0].stem) is not None  # rewritten whole
@@ -195,3 +196,192 @@ def test_the_autoencoder_study_runs_alone(tmp_path, capsys):
     assert main(["experiment", "activations", "autoencoder", "--sample", "--out", str(tmp_path)]) == 2
     assert "the autoencoder study runs alone" in capsys.readouterr().err
     assert not tmp_path.joinpath("runs").exists()
+
+
+# Sweeps with a stand-in run function (no training): what the client does with what comes back.
+
+def _fake_result(task, **changes):
+    from mlpx.study.experiments.store import library_identity
+
+    history = {"loss": [0.5] * task["epochs"], "val_loss": [0.4] * task["epochs"],
+               "val_accuracy": [0.9] * task["epochs"], "iterations": [10], "iteration_loss": [0.5],
+               "layer_stats": [], "steps": 10, "stop_reason": None}
+    return {"label": task["config"]["label"], "seed": task["seed"], "optimizer": "sgd", "test_accuracy": 0.9,
+            "train_accuracy": 0.95, "train_loss": 0.2, "test_loss": 0.3, "seconds": 1.5, "stop_reason": None,
+            "history": history, "backend": "numba", "libraries": library_identity(), **changes}
+
+
+def _fake_entries():
+    return plan(["activations"], 1, 1, _data_spec("mnist", None, None, True), **FAKE)  # 4 distinct runs
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    """suite.run_config replaced by a stand-in; returns the list of tasks it ran."""
+    import mlpx.study.experiments.suite as suite
+
+    ran = []
+
+    def run_config(task):
+        ran.append(task)
+        return _fake_result(task)
+
+    monkeypatch.setattr(suite, "run_config", run_config)
+    return ran
+
+
+@pytest.mark.parametrize("damage", ["missing train_loss", "history null", "seconds a text", "history.loss a text",
+                                    "stop_reason a number", "layer_stats not lists", "test_accuracy true"])
+def test_a_stored_run_missing_what_the_reports_read_is_reported_and_trained_again(tmp_path, fake_runs, damage):
+    from mlpx.study.experiments.schedule import measured_costs
+    from mlpx.study.experiments.suite import run_sweep
+
+    store = RunStore(tmp_path / "runs")
+    entries = _fake_entries()
+    assert run_sweep(entries, store, jobs=1, progress=False).runs_trained == 4
+    path = store.path(entries[0].key)
+    record = json.loads(path.read_text())
+    result = record["result"]
+    if damage == "missing train_loss":
+        del result["train_loss"]
+    elif damage == "history null":
+        result["history"] = None
+    elif damage == "seconds a text":
+        result["seconds"] = "1.5"
+    elif damage == "history.loss a text":
+        result["history"]["loss"] = "0.5"
+    elif damage == "stop_reason a number":
+        result["stop_reason"] = 3
+    elif damage == "layer_stats not lists":
+        result["history"]["layer_stats"] = [7]
+    else:
+        result["test_accuracy"] = True
+    path.write_text(json.dumps(record))  # valid JSON, the right key: only the result is wrong
+    measured_costs(store.records())  # the scheduler skips it quietly (history null raised AttributeError)
+    fake_runs.clear()
+    with pytest.warns(CorruptRunWarning, match="trained again") as caught:
+        sweep = run_sweep(entries, store, jobs=1, progress=False)
+    assert any(str(path) in str(w.message) for w in caught)
+    assert (sweep.runs_trained, sweep.runs_reused) == (1, 3) and len(fake_runs) == 1
+    assert RunStore(store.folder).get(entries[0].key)["train_loss"] == 0.2  # rewritten whole
+
+
+def test_measured_costs_skip_malformed_records():
+    from mlpx.study.experiments.schedule import measured_costs
+
+    fields = _fake_entries()[0].fields
+    good = _fake_result({"epochs": 2, "seed": 0, "config": {"label": "x"}}, seconds=4.0)
+    records = [(fields, {**good, "history": None}), (fields, {**good, "seconds": "4"}), (fields, "not a result"),
+               (fields, good)]
+    assert list(measured_costs(records).values()) == [2.0]
+
+
+def test_runs_finished_before_a_failing_run_are_stored(tmp_path, monkeypatch):
+    """Run 0 finishes in the background, run 1 is still running, run 2 fails at once: runs 0 and 1 are stored
+    (run 1 after the pool waited for it), run 3 is never started, and the failure is raised."""
+    from concurrent.futures import Executor, Future
+    from contextlib import contextmanager
+
+    import mlpx.study.executors as executors
+    from mlpx.study.experiments.suite import run_sweep
+
+    class Pool(Executor):
+        def __init__(self):
+            self.futures, self.shutdowns = [], []
+
+        def submit(self, fn, task):
+            future = Future()
+            future.set_running_or_notify_cancel()  # running: cancel() cannot stop it
+            self.futures.append((future, task))
+            if len(self.futures) == 3:
+                first, task0 = self.futures[0]
+                first.set_result(_fake_result(task0))  # finished meanwhile, not collected yet
+                future.set_exception(RuntimeError("run 2 failed"))
+            return future
+
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            self.shutdowns.append((wait, cancel_futures))
+            future, task = self.futures[1]
+            if wait and not future.done():
+                future.set_result(_fake_result(task))  # the running run ends while the pool waits
+
+    pool = Pool()
+
+    @contextmanager
+    def make_executor(spec, jobs, backend=None):
+        yield pool
+
+    monkeypatch.setattr(executors, "make_executor", make_executor)
+    entries = _fake_entries()
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(RuntimeError, match="run 2 failed"):
+        run_sweep(entries, store, jobs=4, progress=False)
+    assert len(pool.futures) == 3 and pool.shutdowns[0] == (True, True)
+    stored = {task["config"]["label"] for _, task in pool.futures[:2]}
+    assert {p.stem for p in store.folder.glob("*.json")} == {e.key for e in entries if e.label in stored}
+
+
+def test_keys_hold_the_numeric_libraries_and_are_stable(monkeypatch):
+    import numpy
+
+    from mlpx.study.experiments import store
+
+    entry = _fake_entries()[0]
+    fields = key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")
+    libraries = fields["libraries"]
+    assert libraries["numpy"] == numpy.__version__ and "numba" in libraries
+    assert libraries["blas"] and {"internal_api", "version", "architecture"} <= set(libraries["blas"][0])
+    again = key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")
+    assert content_key(again) == content_key(fields) == entry.key  # stable within one environment
+    store.library_identity.cache_clear()
+    monkeypatch.setattr(numpy, "__version__", "0.0.1")
+    try:
+        assert content_key(key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")) != entry.key
+        store.library_identity.cache_clear()
+        monkeypatch.undo()
+        monkeypatch.setattr(store, "_blas_identity", lambda: [{"internal_api": "openblas", "version": "9.9",
+                                                               "architecture": "Haswell", "threading_layer": "x"}])
+        assert content_key(key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")) != entry.key
+    finally:
+        store.library_identity.cache_clear()
+
+
+@pytest.mark.parametrize("change", [{"backend": "cupy"}, {"libraries": {"numpy": "0.0.1"}}])
+def test_a_run_computed_otherwise_than_its_key_says_is_not_stored(tmp_path, monkeypatch, change):
+    import mlpx.study.experiments.suite as suite
+    from mlpx.study.experiments.store import MismatchedRunWarning
+
+    monkeypatch.setattr(suite, "run_config", lambda task: _fake_result(task, **change))
+    store = RunStore(tmp_path / "runs")
+    with pytest.warns(MismatchedRunWarning, match="is not stored"):
+        sweep = suite.run_sweep(_fake_entries(), store, jobs=1, progress=False)
+    assert sweep.runs_trained == 4 and [r["test_accuracy"] for r in sweep.results] == [0.9] * 4
+    assert not list(store.folder.glob("*.json"))
+
+
+@pytest.mark.parametrize("option", ["--out", "--store"])
+def test_experiment_destinations_under_a_file_are_refused_before_training(tmp_path, capsys, fake_runs, option):
+    (tmp_path / "somefile").write_text("not a folder")
+    target = tmp_path / "somefile" / "sub"
+    argv = ["experiment", "activations", *CLI_TINY, option, str(target)]
+    if option == "--store":
+        argv += ["--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {target}: {tmp_path / 'somefile'} is a file, not a folder" in err
+    assert fake_runs == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("error, status", [(PermissionError(13, "Permission denied", "/x/runs/k.json"), 2),
+                                           (IsADirectoryError(21, "Is a directory", "/x/index.md"), 2),
+                                           (OSError(28, "No space left on device", "/x/runs/k.json"), 1)])
+def test_os_errors_become_one_line_naming_the_path(monkeypatch, capsys, error, status):
+    import mlpx.study.experiments.suite as suite
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(suite, "run_suite", fail)
+    assert main(["experiment", "activations", "--sample"]) == status
+    err = capsys.readouterr().err
+    assert err == f"mlpx: error: {error.filename}: {error.strerror}\n"

@@ -182,8 +182,9 @@ def _thread_sharing(fused: bool) -> str:
 
     why_not = unavailable_reason()
     if why_not is None:
-        return ("yes: fit with momentum, RMSProp or Adam runs OpenBLAS's jobs and the optimizer pass on Numba's "
-                "threads (mlpx.backend.blas_pool)")
+        return ("yes: fit with momentum, RMSProp or Adam, and any optimizer (plain SGD too) on the sparse first-layer "
+                "path, runs OpenBLAS's jobs and the parallel optimizer and sparse-layer kernels on Numba's threads "
+                "(mlpx.policy.share_blas_threads, mlpx.backend.blas_pool)")
     return f"no, the optimizer pass runs on one core: {why_not}"
 
 

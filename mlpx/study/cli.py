@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from .. import datasets
@@ -225,6 +226,17 @@ def typed_options(argv=None) -> set[str]:
     return set(vars(parser.parse_args(argv))) - {"func", "command"}
 
 
+_BAD_PATH = {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.EROFS,
+             errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def _os_error_text(err: OSError) -> str:
+    """An OSError as one line naming the path(s) it concerns (not a traceback)."""
+    what = err.strerror or str(err) or type(err).__name__
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {what}" if paths else f"{type(err).__name__}: {what}"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -235,6 +247,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as err:
         print(f"mlpx: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path that cannot be written or read (permissions, a file where a folder must be)...
+        print(f"mlpx: error: {_os_error_text(err)}", file=sys.stderr)
+        return 2 if err.errno in _BAD_PATH else 1  # ... exit 2 as other bad arguments; a full disk or I/O error 1
     except KeyboardInterrupt:
         print("mlpx: interrupted", file=sys.stderr)
         return 130

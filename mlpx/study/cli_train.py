@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from .. import __version__
 from .._io import atomic_write_text
 from ..callbacks import EarlyStopping, default_step_size, make_schedule
 from .data import load_run_data
+from .paths import check_writable as _check_writable
 
 CONFIG_KEYS = ("dataset", "data_dir", "no_sample", "hidden", "activation", "init", "loss", "optimizer", "lr",
                "momentum", "betas", "weight_decay", "epochs", "batch_size", "validation_split", "early_stopping",
@@ -45,23 +45,6 @@ def _callbacks(config: dict) -> list:
             raise ValueError("--early-stopping watches the validation loss: add --validation-split (e.g. 0.1)")
         callbacks.append(EarlyStopping(patience=config["early_stopping"]))
     return callbacks
-
-
-def _check_writable(path: Path, option: str, folder: bool = True) -> None:
-    """Fail before training, not after it: ``path`` (a folder, or with ``folder=False`` a file) must be creatable.
-    Tried with a temporary file in the nearest existing folder (permission bits say nothing to root); nothing is
-    left behind, so a run that fails later leaves no empty folder."""
-    if not folder and path.is_dir():
-        raise ValueError(f"{option} {path}: is a folder; expected a file name such as {path / 'model.npz'}")
-    target = path if folder else path.parent
-    existing = next((p for p in (target, *target.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise ValueError(f"{option} {path}: {existing} is a file, not a folder; expected a folder to write into")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as err:
-        raise ValueError(f"{option} {path}: cannot write into {existing}: {err.strerror or err}") from None
 
 
 def _new_run(args) -> tuple[dict, Path]:
@@ -136,8 +119,22 @@ def _resumed_run(args):
                              f"{config['epochs']}); --epochs is the total, so give more than {ckpt.epoch} to "
                              f"train further")
         config["epochs"] = args.epochs
+    elif ckpt.epoch >= config["epochs"] and ckpt.history.stop_reason != "early stopping":
+        raise ValueError(f"--resume {folder}: the run has already trained all {config['epochs']} epochs of its "
+                         f"configuration ({folder / 'config.json'}); nothing to continue. Give --epochs above "
+                         f"{ckpt.epoch} to train further")
     _check_writable(folder, "--resume")
     return config, folder, ckpt
+
+
+def _save_resumed_config(folder: Path, config: dict) -> None:
+    """Rewrite config.json (atomically) when the resumed run's options differ from the saved ones (a raised
+    ``--epochs``, a step size filled in), so that a later plain ``--resume`` continues to the same total with the
+    same schedule. The file's other entries (mlpx version, data) are kept."""
+    path = folder / "config.json"
+    saved = json.loads(path.read_text())
+    if saved.get("config") != config:
+        atomic_write_text(path, json.dumps({**saved, "config": config}, indent=1))
 
 
 def train(args) -> int:
@@ -179,6 +176,8 @@ def train(args) -> int:
     if ckpt is None:
         history = model.fit(data.x_train, data.y_train, **run)
     else:  # the one resume path (mlpx.training), also for a run that early stopping ended
+        if ckpt.history.stop_reason != "early stopping":  # a raised total is saved before training to it
+            _save_resumed_config(folder, config)
         model, history = continue_run(ckpt, data.x_train, data.y_train, **run)
     model.save(folder / "model.npz")
     atomic_write_text(folder / "history.json", json.dumps(history.to_dict(), indent=1))

@@ -17,7 +17,7 @@ from typing import Sequence
 from ..._checks import check_positive_int
 from .configs import (ACTIVATIONS, BASE, EXPERIMENTS, INIT_GRID, MOMENTUM, SGD,  # noqa: F401  (the public names)
                       _optimizer_text, experiment_configs)
-from .runs import _data_spec, make_tasks, run_config, run_tasks  # noqa: F401
+from .runs import _data_spec, make_tasks, run_config  # noqa: F401
 
 
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
@@ -35,16 +35,19 @@ def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int =
     """
     from pathlib import Path
 
+    from ..paths import check_writable
     from .results import summarize, write_results
     from .store import RunStore
     from .suite import plan, run_sweep, settings_for
 
     experiment_configs(name, init)  # fails early, naming what is valid, on an unknown experiment or initializer
     epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
+    store = Path(out) / "runs" if store is None else Path(store)
+    check_writable(Path(out), "--out")  # before any training: a store that cannot be written would lose every run
+    check_writable(store, "--store")
     data = _data_spec(dataset, data_dir, subset, sample)
     entries = plan([name], epochs, seeds, data, blas_threads, backend, init)
-    sweep = run_sweep(entries, RunStore(Path(out) / "runs" if store is None else store), executor, jobs, backend,
-                      progress)
+    sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
     results = sweep.results
     files = write_results(out, name, EXPERIMENTS[name][0], results,
                           settings_for(name, data, epochs, seeds, blas_threads, init))

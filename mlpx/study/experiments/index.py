@@ -72,8 +72,9 @@ def index_markdown(suite: dict, by_experiment: dict[str, list[dict]]) -> str:
               f"| {suite['wall_seconds']:.0f} s | {suite['model_epochs_trained']} | "
               f"{'—' if rate is None else f'{rate:.2f}'} |", "",
               "A run is distinct by its key (configuration without its label, seed, epochs, data, BLAS threads, "
-              "backend, code): the same run in several experiments is trained once. Reused runs come from the run "
-              "store (`runs/`), from this or an earlier invocation; the wall time is this invocation's. "
+              "backend, NumPy/Numba/BLAS versions, code): the same run in several experiments is trained once. "
+              "Reused runs come from the run store (`runs/`), from this or an earlier invocation; the wall time is "
+              "this invocation's. "
               "Machine-readable: [suite.json](suite.json).", ""]
     return "\n".join(lines)
 

@@ -6,7 +6,6 @@ through the library's public ``MLP.fit``.
 from __future__ import annotations
 
 import time
-from concurrent.futures import as_completed
 from typing import Sequence
 
 from ... import datasets
@@ -31,6 +30,7 @@ def run_config(task: dict) -> dict:
 def _train_and_evaluate(task: dict) -> dict:
     from ...model import MLP
     from ...optim import make_optimizer
+    from .store import library_identity, ops_kind
 
     key = tuple(sorted(task["data"].items()))
     if key not in _DATA_CACHE:
@@ -49,7 +49,9 @@ def _train_and_evaluate(task: dict) -> dict:
     return {"label": config["label"], "seed": seed, "optimizer": _optimizer_text(config["optimizer"]),
             "test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"], "train_loss": train["loss"],
             "test_loss": test["loss"], "seconds": seconds, "stop_reason": history.stop_reason,
-            "history": history.to_dict()}
+            "history": history.to_dict(),
+            # what this process ran it with: the client stores the result only if its key says the same
+            "backend": ops_kind(model.ops), "libraries": library_identity()}
 
 
 def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
@@ -57,29 +59,6 @@ def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int
     """One task per (configuration, seed), seeds 0..seeds-1; ``init`` as in :func:`experiment_configs`."""
     return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
              "backend": backend} for config in experiment_configs(name, init) for seed in range(seeds)]
-
-
-def run_tasks(tasks: list[dict], executor, progress: bool = True) -> list[dict]:
-    """Submit every task and return the results in task order, with a progress bar as runs complete. A run
-    stopped by Ctrl-C stops the whole sweep (KeyboardInterrupt) instead of starting the next one."""
-    from tqdm import tqdm
-
-    futures: dict = {}
-    results: list = [None] * len(tasks)
-    with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress or None) as bar:
-        def collect(future):
-            results[futures[future]] = result = future.result()
-            bar.update(1)
-            if result["stop_reason"] == "interrupted":
-                raise KeyboardInterrupt
-        for i, task in enumerate(tasks):
-            future = executor.submit(run_config, task)
-            futures[future] = i
-            if future.done():  # the inline executor ran it already
-                collect(future)
-        for future in as_completed([f for f in futures if results[futures[f]] is None]):
-            collect(future)
-    return results
 
 
 def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict:

@@ -47,11 +47,21 @@ def configuration_signature(fields: dict) -> str:
 
 def measured_costs(records) -> dict[str, float]:
     """{configuration signature: mean seconds per epoch} from ``(fields, result)`` pairs of stored runs."""
+    from .store import result_problem
+
     seconds: dict[str, list[float]] = {}
     for fields, result in records:
-        epochs = len(result.get("history", {}).get("loss") or []) or fields.get("epochs") or 1
-        if isinstance(result.get("seconds"), (int, float)) and result["seconds"] > 0:
-            seconds.setdefault(configuration_signature(fields), []).append(result["seconds"] / epochs)
+        if result_problem(result) is not None or not isinstance(fields, dict):
+            continue  # a malformed record measures nothing (the sweep reports it when it needs that run)
+        epochs = len(result["history"]["loss"]) or fields.get("epochs")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            epochs = 1
+        if result["seconds"] > 0:
+            try:
+                signature = configuration_signature(fields)
+            except (TypeError, ValueError):  # fields that are not JSON numbers and texts
+                continue
+            seconds.setdefault(signature, []).append(result["seconds"] / epochs)
     return {sig: statistics.fmean(values) for sig, values in seconds.items()}
 
 

@@ -13,6 +13,11 @@ The key is the SHA-256 (first 24 hex digits) of a canonical JSON text of :func:`
 - every other task field as the worker sees it (seed, epochs, BLAS threads, log_every, diagnostics, and any field
   added later: a new task field is in the key without a change here), the dtype (float32 unless the task says);
 - the backend kind that runs it (``numba``/``numpy`` on the CPU, ``cupy``, ``emulated``), not the name asked for;
+  decided on the client, so the run reports the kind it actually used and a result computed on another kind (a
+  Dask worker with a GPU, or without Numba) is not stored under this key (:class:`MismatchedRunWarning`);
+- the numeric libraries (:func:`library_identity`): the NumPy and Numba versions and NumPy's BLAS (library,
+  version, CPU kernel, threading layer), since another BLAS kernel sums in another order; the run reports its own,
+  and a result from a worker with other libraries is not stored under this key either;
 - the data's identity, not its path: a digest of the dataset's files (or of the bundled sample) and the subset;
 - the code: the mlpx version, the CUDA/C++ kernels' source digest (``backend.kernel_sources.source_digest``) and a
   digest of the Python modules on the numeric path (``CODE_MODULES``), so an edit to the training code during
@@ -48,6 +53,56 @@ CODE_MODULES = ("model.py", "training.py", "policy.py", "history.py", "optim.py"
 
 class CorruptRunWarning(UserWarning):
     """A run file of the store could not be read; the run is trained again."""
+
+
+class MismatchedRunWarning(UserWarning):
+    """A run came back computed with another backend kind or other libraries than its key says: not stored."""
+
+
+def _blas_identity() -> list[dict]:
+    """NumPy's BLAS as threadpoolctl sees it (the copy NumPy's wheel carries, else the only one loaded, else every
+    one, sorted): library, version, CPU kernel and threading layer, the things that change its sums."""
+    from ...threads import blas_info
+
+    try:
+        infos = blas_info()
+    except Exception:  # noqa: BLE001  (threadpoolctl missing or failing: the key says so rather than failing)
+        return [{"internal_api": "unknown"}]
+    own = [i for i in infos if "numpy" in str(i.get("filepath", ""))]
+    chosen = own or infos
+    entries = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "threading_layer")} for i in chosen]
+    return sorted(entries, key=lambda e: json.dumps(e, sort_keys=True))
+
+
+@lru_cache(maxsize=1)
+def library_identity() -> dict:
+    """The numeric libraries' identity in this process: NumPy's and Numba's versions (None without Numba) and
+    NumPy's BLAS (:func:`_blas_identity`). Part of every key; a run reports the one of the process it ran in."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy
+
+    try:
+        numba = version("numba") if importlib.util.find_spec("numba") is not None else None
+    except (PackageNotFoundError, ValueError):
+        numba = None
+    return {"numpy": numpy.__version__, "numba": numba, "blas": _blas_identity()}
+
+
+def ops_kind(ops) -> str:
+    """The backend kind of an ops object, as keys name it: ``numba`` (NumbaOps), ``numpy``, ``cupy``, ``emulated``."""
+    return "numba" if type(ops).__name__ == "NumbaOps" else ops.name
+
+
+def mismatch(fields: dict, result: dict) -> str | None:
+    """Why ``result`` was not computed as its key's ``fields`` say (another backend kind, other libraries), or None.
+    Compared as JSON, as the store holds them."""
+    if result.get("backend") != fields.get("backend"):
+        return f"it ran on the {result.get('backend')!r} backend, the key says {fields.get('backend')!r}"
+    ran, key = (json.loads(json.dumps(x, sort_keys=True)) for x in (result.get("libraries"), fields.get("libraries")))
+    if ran != key:
+        return f"it ran with the libraries {ran}, the key says {key}"
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -144,6 +199,7 @@ def key_fields(task: dict, data_id: dict | None = None, backend: str | None = No
     fields["config"] = normal_config(task["config"])
     fields["data"] = data_id if data_id is not None else data_identity(task["data"])
     fields["backend"] = backend if backend is not None else backend_kind(task.get("backend"))
+    fields["libraries"] = library_identity()
     fields.update(code_identity())
     return fields
 
@@ -151,6 +207,41 @@ def key_fields(task: dict, data_id: dict | None = None, backend: str | None = No
 def content_key(fields: dict) -> str:
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+# What the reports read of a stored result (results.summarize, write_results, index.suite_account, the plots,
+# schedule.measured_costs): a record lacking one of them, or holding another type, is not reused.
+RESULT_NUMBERS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss", "seconds")
+HISTORY_SERIES = ("loss", "val_loss", "val_accuracy", "iterations", "iteration_loss")  # lists of numbers
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def result_problem(result) -> str | None:
+    """Why a stored ``result`` cannot be reused by the reports (a short text), or None when it can."""
+    if not isinstance(result, dict):
+        return "no result entry"
+    for name in RESULT_NUMBERS:
+        if not _number(result.get(name)):
+            return f"{name} is {result.get(name)!r}, not a number"
+    if "stop_reason" not in result:
+        return "no stop_reason"
+    if not (result["stop_reason"] is None or isinstance(result["stop_reason"], str)):
+        return f"stop_reason is {result['stop_reason']!r}, not a text or null"
+    history = result.get("history")
+    if not isinstance(history, dict):
+        return f"history is {type(history).__name__}, not an object"
+    for name in HISTORY_SERIES:
+        values = history.get(name)
+        if not isinstance(values, list) or not all(v is None or _number(v) for v in values):
+            return f"history.{name} is not a list of numbers"
+    stats = history.get("layer_stats", [])
+    if not isinstance(stats, list) or not all(p is None or (isinstance(p, list) and all(isinstance(d, dict)
+                                                                                         for d in p)) for p in stats):
+        return "history.layer_stats is not a list of per-layer statistics"
+    return None
 
 
 class RunStore:
@@ -184,11 +275,10 @@ class RunStore:
             return self._corrupt(path, f"is not valid JSON, truncated or damaged ({err})")
         if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("key") != key:
             return self._corrupt(path, "is not an mlpx run record for this key")
-        result = record.get("result")
-        if (not isinstance(result, dict) or not isinstance(result.get("history"), dict)
-                or not all(isinstance(result.get(k), (int, float)) for k in ("test_accuracy", "test_loss"))):
-            return self._corrupt(path, "lacks the run's numbers or history")
-        return result
+        problem = result_problem(record.get("result"))
+        if problem is not None:
+            return self._corrupt(path, f"lacks the run's numbers or history: {problem}")
+        return record["result"]
 
     def records(self):
         """Every readable record as (fields, result), quietly skipping unreadable files (the scheduler's cost
@@ -205,7 +295,8 @@ class RunStore:
     def put(self, key: str, fields: dict, result: dict) -> dict:
         """Write run ``key`` atomically; returns the result as it reads back (what every report then uses, so a
         reused run and a freshly trained one give the same tables)."""
-        result = {k: v for k, v in result.items() if k not in ("label", "optimizer")}  # per experiment, not per run
+        # label, optimizer: per experiment, not per run; libraries: in the fields, as the key says
+        result = {k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}
         text = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "key": key, "fields": fields,
                            "result": result})
         atomic_write_text(self.path(key), text)

@@ -14,8 +14,10 @@ worker processes or a Dask cluster; results come back to this process, which wri
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +26,7 @@ from .configs import BASE, EXPERIMENTS, _optimizer_text, experiment_configs
 from .runs import _data_spec, make_tasks, run_config
 from ..._checks import check_positive_int
 from .schedule import estimate_costs, longest_first, measured_costs, usable_cores
-from .store import RunStore, backend_kind, content_key, data_identity, key_fields
+from .store import MismatchedRunWarning, RunStore, backend_kind, content_key, data_identity, key_fields, mismatch
 
 ALL = "all"
 
@@ -83,10 +85,11 @@ def run_sweep(entries: list[Entry], store: RunStore, executor: str = "processes"
               backend: str | None = None, progress: bool = True) -> Sweep:
     """Train each distinct run of ``entries`` not in ``store`` (longest first) and return every entry's result.
 
-    Each finished run is written to the store as it arrives. A run stopped by Ctrl-C is not stored and stops the
-    sweep (KeyboardInterrupt); the runs not started are cancelled."""
-    from ..executors import make_executor
-
+    Each finished run is written to the store as it arrives (unless it ran on another backend kind or with other
+    libraries than its key says: :class:`~.store.MismatchedRunWarning`, used but not stored). A run stopped by
+    Ctrl-C is not stored and stops the sweep (KeyboardInterrupt); a run that fails stops it with its error. Either
+    way the runs not started are cancelled and those that finished are stored before the error is raised: the
+    ones done already, then those still running, which worker processes finish (Dask's are cancelled)."""
     start = time.perf_counter()
     jobs = usable_cores() if jobs is None else check_positive_int(jobs, "--jobs")
     distinct: dict[str, Entry] = {}
@@ -123,14 +126,37 @@ def _train(missing: list[Entry], store: RunStore, results: dict, executor: str, 
     desc = f"sweep ({distinct} distinct runs, {reused} reused)"
     with tqdm(total=len(missing), desc=desc, unit="run", disable=not progress or None,
               postfix=f"left {len(missing)}") as bar:  # n/total: trained now / to train; ETA from their rate
+        def keep(entry: Entry, result: dict) -> None:
+            """Store a finished run under its key, unless it ran otherwise than the key says (then only used)."""
+            why = mismatch(entry.fields, result)
+            if why is None:
+                results[entry.key] = store.put(entry.key, entry.fields, result)
+            else:
+                warnings.warn(f"run store: run {entry.key} ({entry.experiment}: {entry.label}, seed "
+                              f"{entry.task['seed']}) is not stored: {why}. Its numbers are used in this sweep's "
+                              f"reports only", MismatchedRunWarning, stacklevel=2)
+                results[entry.key] = json.loads(json.dumps(
+                    {k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}))
+            bar.set_postfix_str(f"left {len(missing) - bar.n - 1}", refresh=False)
+            bar.update(1)
+
         def collect(future):
-            entry = futures[future]
             result = future.result()
             if result.get("stop_reason") == "interrupted":
                 raise KeyboardInterrupt  # a partial run: not stored
-            results[entry.key] = store.put(entry.key, entry.fields, result)
-            bar.set_postfix_str(f"left {len(missing) - bar.n - 1}", refresh=False)
-            bar.update(1)
+            keep(futures[future], result)
+
+        def keep_finished():
+            """After an error or Ctrl-C: store the runs that did finish (whole) but were not collected yet."""
+            for future, entry in futures.items():
+                if entry.key in results or not future.done() or future.cancelled() or future.exception():
+                    continue
+                result = future.result()
+                if result.get("stop_reason") != "interrupted":
+                    try:
+                        keep(entry, result)
+                    except OSError:  # the error being raised says more than a failed write here
+                        pass
 
         with make_executor(executor, jobs, backend=backend) as pool:
             try:
@@ -143,7 +169,13 @@ def _train(missing: list[Entry], store: RunStore, results: dict, executor: str, 
                     collect(future)
             except BaseException:
                 for future in futures:
-                    future.cancel()
+                    future.cancel()  # the runs not started
+                keep_finished()  # those done before the error, before any wait
+                try:  # worker processes: wait for the running runs (leaving the pool would), then keep them too
+                    pool.shutdown(wait=True, cancel_futures=True)
+                except TypeError:  # Dask's executor: no cancel_futures; wait=False cancels its running runs
+                    pool.shutdown(wait=False)
+                keep_finished()
                 raise
 
 
@@ -166,6 +198,7 @@ def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs:
     """Run the experiments ``names`` (``["all"]`` for every one) as one sweep into ``out`` (see the module
     docstring); ``store`` is the run store's folder (default ``out/runs``). ``jobs`` defaults to the usable cores.
     Returns {"sweep": Sweep, "suite": the suite.json dict, "files": {experiment: its files}}."""
+    from ..paths import check_writable
     from .index import suite_account, write_index
     from .results import write_results
 
@@ -174,10 +207,12 @@ def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs:
         experiment_configs(name, init)  # fails early, naming what is valid
     epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
     out = Path(out)
+    store = Path(store) if store is not None else out / "runs"
+    check_writable(out, "--out")  # before any training: a store that cannot be written would lose every run
+    check_writable(store, "--store")
     data = _data_spec(dataset, data_dir, subset, sample)
     entries = plan(names, epochs, seeds, data, blas_threads, backend, init)
-    sweep = run_sweep(entries, RunStore(store if store is not None else out / "runs"), executor, jobs, backend,
-                      progress)
+    sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
     files, by_experiment = {}, {}
     for entry, result in zip(sweep.entries, sweep.results):
         by_experiment.setdefault(entry.experiment, []).append(result)
