@@ -1,8 +1,12 @@
-"""The multilayer perceptron: parameters in one flat buffer, forward and backward passes through the backend ops.
+"""The multilayer perceptron: its configuration, and the forward and backward passes through the backend ops.
 
 Notation follows the maths: layer ``l`` computes ``a[l+1] = act(a[l] @ W[l] + b[l])`` with ``W[l]`` shaped
 (fan_in, fan_out); backprop carries ``delta`` = dLoss/dz backwards. The output layer has no activation of its own:
 the loss op adds the bias and applies the head (softmax or identity) in the same pass.
+
+``MLP`` is assembled from two mixins: :class:`mlpx.parameters.Parameters` (the flat parameter and gradient
+buffers with their per-layer views, get/set_weights, pickling, ``to``) and :class:`mlpx.inference.Inference`
+(transform, predict_proba, predict, evaluate). This module keeps the training path, the one training step.
 """
 from __future__ import annotations
 
@@ -13,17 +17,19 @@ import numpy as np
 from . import _checks
 from .activations import check_activation
 from .backend import get_ops
+from .inference import Inference
 from .initializers import initial_weights
 from .losses import check_loss_for_head, loss_op_name
 from .optim import Optimizer, make_optimizer
-from .policy import TrainingPolicy, sparse_first_layer, training_policy
+from .parameters import Parameters
+from .policy import TrainingPolicy, decide_input_path, sparse_first_layer, training_policy
 
 HEADS = ("softmax", "identity")
 DTYPES = ("float32", "float64")
 INPUT_SPARSITY = ("auto", "sparse", "dense")
 
 
-class MLP:
+class MLP(Inference, Parameters):
     """A fully connected network, e.g. ``MLP([784, 500, 250, 100, 10], activation="relu")``.
 
     Parameters
@@ -92,31 +98,10 @@ class MLP:
         self._allocate_parameters()
         self.set_weights(initial_weights(init, self.layer_sizes, seed, self.dtype))
 
-    # ---- parameters ---------------------------------------------------------------------------------------------
+    # ---- properties ---------------------------------------------------------------------------------------------
     @property
     def backend(self) -> str:
         return self.ops.name
-
-    def to(self, backend) -> "MLP":
-        """Move the model (weights, optimizer state) to another backend, in place; returns the model.
-
-        ``model.to("cupy")`` / ``model.to("numpy")``. Arrays given to a model follow one rule: NumPy arrays are
-        copied to the model's device (once per call; ``fit`` uploads the data set once), while GPU arrays given to
-        a NumPy model are refused with a message; saved files hold NumPy arrays and load on any backend.
-        """
-        ops = get_ops(backend)
-        if ops is self.ops:
-            return self
-        weights = self.get_weights()
-        state = self.optimizer.state_dict(self.ops) if self.optimizer is not None else None
-        self.ops = ops
-        self._allocate_parameters()
-        self.set_weights(weights)
-        if self.input_sparsity != "auto" or not ops.sparse_input:
-            self.choose_input_path(None)  # (auto on a sparse-capable backend: the next fit decides)
-        if state is not None:
-            self.optimizer.load_state_dict(ops, state, self.dtype, self.params.size)
-        return self
 
     @property
     def alpha(self) -> float:
@@ -134,73 +119,6 @@ class MLP:
     @property
     def n_layers(self) -> int:
         return len(self.layer_sizes) - 1
-
-    def parameter_shapes(self) -> list[tuple[int, ...]]:
-        """Shapes of [W1, b1, W2, b2, ...]."""
-        shapes = []
-        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            shapes += [(fan_in, fan_out), (fan_out,)]
-        return shapes
-
-    def _allocate_parameters(self) -> None:
-        """One flat buffer for all parameters and one for their gradients, with per-layer views into both."""
-        total = sum(int(np.prod(s)) for s in self.parameter_shapes())
-        self.params = self.ops.zeros(total, self.dtype)
-        self.grads = self.ops.zeros(total, self.dtype)
-        self._make_views()
-
-    def _make_views(self) -> None:
-        """The per-layer views into the flat buffers (``W``, ``b``, ``dW``, ``db``) and the batch buffer cache."""
-        self._param_views, self._grad_views = [], []
-        self._bias_ranges = []  # (start, stop) of each bias in the flat buffers
-        offset = 0
-        for shape in self.parameter_shapes():
-            size = int(np.prod(shape))
-            if len(shape) == 1:
-                self._bias_ranges.append((offset, offset + size))
-            self._param_views.append(self.params[offset:offset + size].reshape(shape))
-            self._grad_views.append(self.grads[offset:offset + size].reshape(shape))
-            offset += size
-        self.W, self.b = self._param_views[0::2], self._param_views[1::2]
-        self.dW, self.db = self._grad_views[0::2], self._grad_views[1::2]
-        self._buffers: dict[int, dict] = {}
-        self._dw1_dirty = None  # sparse path: rows of dW[0] that may be nonzero (None: all of them)
-
-    def __getstate__(self) -> dict:
-        """Pickle and deepcopy keep the flat buffers and rebuild the views: copied views would come apart from
-        the buffers (training would update one and read the other)."""
-        views = ("_param_views", "_grad_views", "_bias_ranges", "W", "b", "dW", "db", "_buffers", "_dw1_dirty")
-        return {key: value for key, value in self.__dict__.items() if key not in views}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._make_views()
-
-    def get_weights(self) -> list[np.ndarray]:
-        """[W1, b1, W2, b2, ...] as NumPy arrays (copies), W shaped (in, out)."""
-        return [self.ops.to_host(v).copy() for v in self._param_views]
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Load [W1, b1, W2, b2, ...] (shapes as :meth:`get_weights` returns them) into the model."""
-        shapes = self.parameter_shapes()
-        if not isinstance(weights, (list, tuple)):
-            raise TypeError(f"set_weights: weights must be a list of {len(shapes)} arrays [W1, b1, ...] (as "
-                            f"get_weights returns), got {type(weights).__name__}")
-        if len(weights) != len(shapes):
-            raise ValueError(f"set_weights: expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
-        arrays = []
-        for i, (array, shape) in enumerate(zip(weights, shapes)):  # all checked before any is written
-            array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)  # CuPy ok
-            name = f"set_weights: {'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
-            if array.shape != shape:
-                raise ValueError(f"{name} expected shape {shape}, got {array.shape}")
-            if array.dtype.kind not in "fiub":
-                raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
-            if array.dtype.kind == "f":
-                _checks.check_finite(array, name, self.dtype)  # NaN, inf, and 1e40 that would be inf in float32
-            arrays.append(array)
-        for view, array in zip(self._param_views, arrays):
-            view[...] = self.ops.asarray(array, dtype=self.dtype)
 
     # ---- configuration ------------------------------------------------------------------------------------------
     def compile(self, loss: str = "cross_entropy", optimizer="sgd") -> "MLP":
@@ -376,28 +294,7 @@ class MLP:
         whether training computes the first layer from the inputs' nonzeros; stored in ``self.input_path``
         ({"path": "sparse" or "dense", "reason": ..., "density": fraction of nonzero entries or None}) and
         returned. ``fit`` calls it once at its start with the training data (``x`` is only read for "auto")."""
-        from .backend.sparse_input import CROSSOVER_DENSITY, density
-
-        mode, ops, value = self.input_sparsity, self.ops, None
-        if not ops.sparse_input:
-            path = "dense"
-            reason = (f"input_sparsity={mode!r}, but the {type(ops).__name__} backend has no sparse-input kernels "
-                      f"(only the Numba CPU backend has them): dense")
-        elif mode != "auto" or x is None:
-            path, reason = mode, f"input_sparsity={mode!r} asked for it"
-        else:
-            value = density(x)  # sparse-capable backends keep x in host memory: no device read-back
-            if value <= CROSSOVER_DENSITY:
-                path = "sparse"
-                reason = (f"auto: {value:.1%} of the training inputs are nonzero, at or below the measured "
-                          f"crossover {CROSSOVER_DENSITY:.0%}")
-            else:
-                path = "dense"
-                reason = (f"auto: {value:.1%} of the training inputs are nonzero, above the measured crossover "
-                          f"{CROSSOVER_DENSITY:.0%}")
-                if value == 1.0:
-                    reason += " (no zeros at all, e.g. standardized inputs)"
-        self.input_path = {"path": path, "reason": reason, "density": value}
+        self.input_path = decide_input_path(self.input_sparsity, self.ops, x)
         return self.input_path
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
@@ -445,79 +342,6 @@ class MLP:
                    shuffle=shuffle, verbose=verbose, callbacks=callbacks, diagnostics=diagnostics,
                    log_every=log_every, log_val_samples=log_val_samples, checkpoint=checkpoint,
                    checkpoint_extra=checkpoint_extra)
-
-    # ---- inference ----------------------------------------------------------------------------------------------
-    def _output_batches(self, x, batch_size: int, stop: int | None = None):
-        """(start, buffers after the forward pass) batch by batch; ``stop`` as in ``_forward``. Checks
-        ``batch_size`` now, not at the first batch (0 would fail inside ``range``, -1 yield no batch at all)."""
-        batch_size = _checks.check_positive_int(batch_size, "batch_size")
-        return self._output_batches_checked(x, batch_size, stop)
-
-    def _output_batches_checked(self, x, batch_size: int, stop: int | None):
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
-            bufs = self._batch_buffers(xb.shape[0])
-            self._forward(xb, bufs, stop=stop)
-            yield start, bufs
-
-    def transform(self, x, layer: int = -1, batch_size: int = 1024) -> np.ndarray:
-        """Activations of hidden layer ``layer`` (1 = first hidden layer, -1 = last) for x, as a NumPy array:
-        the learned features, e.g. the bottleneck of an autoencoder. Computed batch by batch."""
-        n_hidden = self.n_layers - 1
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not (
-                1 <= layer <= n_hidden or -n_hidden <= layer <= -1):
-            raise ValueError(f"layer: expected a hidden layer number in 1..{n_hidden} (or -{n_hidden}..-1 from "
-                             f"the end) for layer sizes {self.layer_sizes}, got {layer!r}")
-        stop = int(layer) if layer > 0 else n_hidden + 1 + int(layer)
-        x = self._inputs(x)
-        result = np.empty((x.shape[0], self.layer_sizes[stop]), dtype=self.dtype)
-        for start, bufs in self._output_batches(x, batch_size, stop=stop):
-            features = bufs["a"][stop - 1]
-            result[start:start + features.shape[0]] = self.ops.to_host(features)
-        return result
-
-    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (softmax head only), a NumPy array of shape (n_samples, n_classes)."""
-        if self.output != "softmax":
-            raise ValueError("predict_proba needs a softmax output head; this model's head is 'identity': "
-                             "use predict")
-        x = self._inputs(x)
-        result = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
-        for start, bufs in self._output_batches(x, batch_size):
-            z = bufs["a"][-1]
-            probs = bufs.get("probs")
-            if probs is None:  # inference's own output buffer, allocated on first use
-                probs = bufs["probs"] = self.ops.empty(z.shape, self.dtype)
-            self.ops.softmax(z, self.b[-1], probs)
-            result[start:start + z.shape[0]] = self.ops.to_host(probs)
-        return result
-
-    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class labels (softmax head) or outputs (identity head), as a NumPy array."""
-        if self.output == "softmax":
-            return self.predict_proba(x, batch_size).argmax(axis=1)
-        x = self._inputs(x)
-        result = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
-        for start, bufs in self._output_batches(x, batch_size):
-            z = bufs["a"][-1]
-            self.ops.bias_act_forward(z, self.b[-1], "identity", z)
-            result[start:start + z.shape[0]] = self.ops.to_host(z)
-        return result
-
-    def evaluate(self, x, y, batch_size: int = 1024) -> dict:
-        """Mean loss and accuracy (accuracy only for the softmax head) on (x, y), without updating anything."""
-        if self.loss is None:
-            raise RuntimeError("evaluate needs a loss: call model.compile(loss=...) first")
-        x = self._inputs(x)
-        y = self._targets(y, x.shape[0])
-        stats = self.ops.zeros(2, np.float64)
-        for start, bufs in self._output_batches(x, batch_size):
-            self._loss_and_output_delta(y[start:start + bufs["x"].shape[0]], bufs, stats)
-        loss_sum, correct = (float(v) for v in self.ops.to_host(stats))
-        result = {"loss": loss_sum / x.shape[0]}
-        if self.output == "softmax":
-            result["accuracy"] = correct / x.shape[0]
-        return result
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, path) -> None:

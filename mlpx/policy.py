@@ -11,7 +11,8 @@ what they *can* do, the optimizer what its update *is*, and only this module dec
   twins of the optimizer (and sparse first-layer) kernels find the cores free (mlpx.backend.blas_pool); the
   backend applies it with ``ops.training_threads(share)``.
 - ``sparse_first_layer``: the first layer from each batch's nonzero inputs; chosen from the training data by
-  ``MLP.choose_input_path`` (``input_sparsity``) once per ``fit`` and reported here.
+  :func:`decide_input_path` (``input_sparsity``, through ``MLP.choose_input_path``) once per ``fit`` and reported
+  here.
 """
 from __future__ import annotations
 
@@ -55,3 +56,31 @@ def training_policy(model) -> TrainingPolicy:
     sparse = sparse_first_layer(model)
     return TrainingPolicy(fold_sgd=fold, share_blas_threads=share_blas_threads(fold, sparse),
                           sparse_first_layer=sparse)
+
+
+def decide_input_path(mode: str, ops, x) -> dict:
+    """The first layer's path for training with ``input_sparsity=mode`` on ``ops``: {"path": "sparse" or "dense",
+    "reason": ..., "density": fraction of nonzero entries of the training inputs ``x`` or None}; ``x`` is only read
+    for "auto". What ``MLP.choose_input_path`` stores in ``model.input_path``."""
+    from .backend.sparse_input import CROSSOVER_DENSITY, density
+
+    value = None
+    if not ops.sparse_input:
+        path = "dense"
+        reason = (f"input_sparsity={mode!r}, but the {type(ops).__name__} backend has no sparse-input kernels "
+                  f"(only the Numba CPU backend has them): dense")
+    elif mode != "auto" or x is None:
+        path, reason = mode, f"input_sparsity={mode!r} asked for it"
+    else:
+        value = density(x)  # sparse-capable backends keep x in host memory: no device read-back
+        if value <= CROSSOVER_DENSITY:
+            path = "sparse"
+            reason = (f"auto: {value:.1%} of the training inputs are nonzero, at or below the measured "
+                      f"crossover {CROSSOVER_DENSITY:.0%}")
+        else:
+            path = "dense"
+            reason = (f"auto: {value:.1%} of the training inputs are nonzero, above the measured crossover "
+                      f"{CROSSOVER_DENSITY:.0%}")
+            if value == 1.0:
+                reason += " (no zeros at all, e.g. standardized inputs)"
+    return {"path": path, "reason": reason, "density": value}
