@@ -14,25 +14,21 @@ from ..backend import BACKENDS
 from .experiments import EXPERIMENTS
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _integer(minimum: int, kind: str):
+    """An argparse type: an integer >= ``minimum``, refused as 'expected {kind}, got ...'."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    """A non-negative integer, as ``MLP(seed=...)`` requires (checked before any data is loaded)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+_positive_int = _integer(1, "a positive integer")
+_seed = _integer(0, "a non-negative integer")  # as MLP(seed=...) requires, checked before any data is loaded
 
 
 def _number(low: float | None = None, high: float | None = None, **open_ends: bool):
