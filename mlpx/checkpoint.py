@@ -83,8 +83,7 @@ def load_checkpoint(path, backend: str | None = None) -> Checkpoint:
         state = dict(entry["state"])
         state.update(_callback_arrays(arrays, i, entry["class"], model, path))
         states.append({"class": entry["class"], "state": state})
-    # checkpoints written before the loop state moved out of the history kept the window there
-    loop_state = header.get("loop") or {"window": header["history"].get("window", [0.0, 0])}
+    loop_state = _loop_state(header)
     history = History.from_dict(header["history"])
     if "steps" not in header["history"]:  # written before History counted steps: the optimizer's count is the same
         history.steps = model.optimizer.step_count
@@ -107,10 +106,15 @@ def _check_header(header: dict, path) -> None:
     loop = header.get("loop")
     if loop is not None and not isinstance(loop, dict):
         raise ValueError(f"{path}: entry checkpoint: field 'loop': expected a JSON object, got {loop!r:.60}")
-    if loop and "window" in loop:
-        _check_window(loop["window"], path, "loop.window")
-    elif not loop and "window" in header["history"]:  # older checkpoints kept the window in the history
-        _check_window(header["history"]["window"], path, "history.window")
+    window = _loop_state(header).get("window")
+    if window is not None:
+        _check_window(window, path, "loop.window" if loop else "history.window")
+
+
+def _loop_state(header: dict) -> dict:
+    """The training loop's carry-over: the header's ``loop``; checkpoints written before the loop state moved out of
+    the history kept the partial loss window there."""
+    return header.get("loop") or {"window": header["history"].get("window", [0.0, 0])}
 
 
 def _is_number(value) -> bool:

@@ -45,8 +45,6 @@ import numpy as np
 
 SATURATING = ("sigmoid", "tanh")
 RECTIFIED = ("relu", "leaky_relu")
-KEYS = ("grad_norm", "bias_grad_norm", "weight_norm", "update_ratio", "activation_mean", "saturated_fraction",
-        "inactive_fraction")
 # Device slots per layer: squared norms of W before, of the update, of dW and db; then ops.activation_stats' three
 _WEIGHT, _UPDATE, _GRAD, _BIAS_GRAD, _ACTIVATIONS = 0, 1, 2, 3, 4
 _SLOTS = 7
@@ -128,10 +126,9 @@ def layer_dicts(values, n_layers: int, activation: str) -> list[dict]:
                  "update_ratio": math.sqrt(u2) / weight if weight > 0 else None}
         if layer < n_layers - 1:
             entry["activation_mean"] = mean
-            if activation in SATURATING:
-                entry["saturated_fraction"] = saturated
-            elif activation in RECTIFIED:
-                entry["inactive_fraction"] = inactive
+            key = fraction_key(activation)
+            if key is not None:
+                entry[key] = saturated if key == "saturated_fraction" else inactive
         stats.append(entry)
     return stats
 

@@ -106,15 +106,13 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
     epochs = _checks.check_positive_int(epochs, "epochs")
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
     log_every = _checks.check_positive_int(log_every, "log_every")
-    x_dev = model._inputs(x, "x")
+    x_dev, y_dev = model.to_backend(x, y)
     model.choose_input_path(x_dev)  # sparse or dense first layer, once per fit (MLP input_sparsity)
-    y_dev = model._targets(y, x_dev.shape[0], "y")
     val = None
     if validation_data is not None:
         if len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (x_val, y_val)")
-        x_val = model._inputs(validation_data[0], "x_val")
-        val = (x_val, model._targets(validation_data[1], x_val.shape[0], "y_val"))
+        val = model.to_backend(*validation_data, names=("x_val", "y_val"))
     callbacks = check_callbacks(callbacks)
     history = history if history is not None else History()
     history.stop_reason = None
@@ -183,7 +181,7 @@ def continue_run(ckpt: Checkpoint, x, y, epochs: int, callbacks=None, **fit_kwar
     that early stopping ended is not trained further: it ends as a finished run ends (the callbacks'
     ``on_train_end``, e.g. EarlyStopping restoring the best weights) and is returned with its history.
     """
-    callbacks = list(callbacks or [])
+    callbacks = check_callbacks(callbacks)
     restore_callbacks(callbacks, ckpt.callback_states)
     if ckpt.history.stop_reason == "early stopping":  # that run is over: no more epochs, just its ending
         _end_run(ckpt.model, callbacks)

@@ -71,18 +71,23 @@ def visible_gpus(backend: str | None) -> list[str]:
         return []
 
 
+def gpu_for_worker(index: int, devices: list[str]) -> str:
+    """Worker ``index`` gets device ``devices[index % len(devices)]``: round-robin, so N workers share the GPUs."""
+    return devices[index % len(devices)]
+
+
 def gpu_assignment(jobs: int, devices: list[str]) -> list[str]:
-    """Worker i gets device ``devices[i % len(devices)]``: round-robin, so N workers share the visible GPUs."""
-    return [devices[i % len(devices)] for i in range(jobs)] if devices else []
+    """The devices of workers 0 .. jobs-1 (:func:`gpu_for_worker`); none without visible GPUs."""
+    return [gpu_for_worker(i, devices) for i in range(jobs)] if devices else []
 
 
 def _pin_worker(counter, devices) -> None:
-    """Worker initializer: this process sees one GPU (before CUDA starts in it) and runs one BLAS thread."""
+    """Worker initializer (installed only when GPUs are visible): this process sees one GPU (before CUDA starts in
+    it) and runs one BLAS thread."""
     with counter.get_lock():
         index = counter.value
         counter.value += 1
-    if devices:
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices[index % len(devices)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu_for_worker(index, devices)
     os.environ["MLPX_WORKER_INDEX"] = str(index)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
