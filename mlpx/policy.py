@@ -62,8 +62,6 @@ def decide_input_path(mode: str, ops, x) -> dict:
     """The first layer's path for training with ``input_sparsity=mode`` on ``ops``: {"path": "sparse" or "dense",
     "reason": ..., "density": fraction of nonzero entries of the training inputs ``x`` or None}; ``x`` is only read
     for "auto". What ``MLP.choose_input_path`` stores in ``model.input_path``."""
-    from .backend.sparse_input import CROSSOVER_DENSITY, density
-
     value = None
     if not ops.sparse_input:
         path = "dense"
@@ -71,7 +69,9 @@ def decide_input_path(mode: str, ops, x) -> dict:
                   f"(only the Numba CPU backend has them): dense")
     elif mode != "auto" or x is None:
         path, reason = mode, f"input_sparsity={mode!r} asked for it"
-    else:
+    else:  # only the Numba backend gets here: the sparse module (and Numba) is imported only where it is used
+        from .backend.sparse_input import CROSSOVER_DENSITY, density
+
         value = density(x)  # sparse-capable backends keep x in host memory: no device read-back
         if value <= CROSSOVER_DENSITY:
             path = "sparse"

@@ -47,6 +47,7 @@ def test_kernels_match_reference(dtype, rows, cols, width, density, parallel):
     dw = np.full((cols, width), np.nan, dtype)
     dirty = np.ones(cols, np.bool_)
     weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, dirty)
+    np.testing.assert_allclose(dw, si.reference_weight_grad(x, delta, np.empty_like(dw)), rtol=tol, atol=tol)
     np.testing.assert_allclose(dw, x.T @ delta, rtol=tol, atol=tol)
     assert not np.isnan(dw).any()
     np.testing.assert_array_equal(dirty, (x != 0).any(axis=0))
@@ -367,3 +368,24 @@ def test_sparse_fit_shares_threads_and_gives_the_same_bits(data6400, monkeypatch
     assert runs[0][1] == runs[1][1]
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_training_without_numba_never_imports_the_sparse_kernels():
+    """The NumPy reference backend (MLPX_NUMBA=0) trains where Numba cannot import: choosing the input path must
+    not pull in the Numba-compiled sparse module (it did, on every fit)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["numba"] = None          # Numba cannot be imported in this interpreter
+import numpy as np, mlpx
+model = mlpx.MLP([6, 4, 3], seed=0, input_sparsity="sparse")
+model.compile(optimizer="sgd")
+model.fit(np.eye(6, dtype=np.float32), np.arange(6) % 3, epochs=1, batch_size=2, verbose=0)
+assert model.input_path["path"] == "dense", model.input_path
+assert "mlpx.backend.sparse_input" not in sys.modules
+"""
+    env = {**os.environ, "MLPX_NUMBA": "0", "MLPX_BACKEND": "numpy"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
