@@ -73,7 +73,7 @@ def measure(xs, dtype, blocks: int, reps: int, width: int = 500, parallel: bool 
 
     def sparse_fold(r, beta=1.0):
         s = index[r % n_batches]
-        upd(s.col_ptr, s.col_row, s.col_val, delta, w, -1e-6, beta)
+        upd(*s.pair_lists, delta, w, -1e-6, beta)
 
     def sparse_forward(r):
         s = scratch.build(xs[r % n_batches])
@@ -81,7 +81,7 @@ def measure(xs, dtype, blocks: int, reps: int, width: int = 500, parallel: bool 
 
     def sparse_grad(r):
         s = index[r % n_batches]
-        grad(s.col_ptr, s.col_row, s.col_val, delta, dw, dirty)
+        grad(*s.pair_lists, delta, dw, dirty)
 
     ops = {
         "forward (incl. index)": (lambda r: np.matmul(xs[r % n_batches], w, out=out), sparse_forward),

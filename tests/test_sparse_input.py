@@ -46,19 +46,53 @@ def test_kernels_match_reference(dtype, rows, cols, width, density, parallel):
     np.testing.assert_allclose(out, x @ w, rtol=tol, atol=tol)
     dw = np.full((cols, width), np.nan, dtype)
     dirty = np.ones(cols, np.bool_)
-    weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, dirty)
+    weight_grad(*b.pair_lists, delta, dw, dirty)
     np.testing.assert_allclose(dw, si.reference_weight_grad(x, delta, np.empty_like(dw)), rtol=tol, atol=tol)
     np.testing.assert_allclose(dw, x.T @ delta, rtol=tol, atol=tol)
     assert not np.isnan(dw).any()
-    np.testing.assert_array_equal(dirty, (x != 0).any(axis=0))
+    np.testing.assert_array_equal(dirty, _touched_pairs(x))  # both rows of a pair with a nonzero are written
     for beta in (1.0, 0.999):
         w_sparse, w_ref = w.copy(), w.copy()
-        weight_update(b.col_ptr, b.col_row, b.col_val, delta, w_sparse, -0.01, beta)
+        weight_update(*b.pair_lists, delta, w_sparse, -0.01, beta)
         si.reference_weight_update(x, delta, w_ref, -0.01, beta)
         np.testing.assert_allclose(w_sparse, w_ref, rtol=tol, atol=tol)
         untouched = ~(x != 0).any(axis=0)
         if beta == 1.0:  # rows of pixels zero in the whole batch are not touched at all
             np.testing.assert_array_equal(w_sparse[untouched], w[untouched])
+
+
+def _touched_pairs(x):
+    """Per pixel: whether its pair (pixels 2p, 2p + 1) has a nonzero in x."""
+    cols = x.shape[1]
+    pair_touched = np.add.reduceat((x != 0).any(axis=0), np.arange(0, cols, 2)) > 0
+    return np.repeat(pair_touched, 2)[:cols]
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_half_empty_pairs_and_an_odd_last_pixel(parallel):
+    """Pixel pairs with one pixel empty in the whole batch, and the lone last pixel of an odd width: the empty
+    pixel's gradient row is exactly 0, its weights unchanged without weight decay, the lone pixel's row right."""
+    rng = np.random.default_rng(9)
+    x = np.zeros((6, 7))
+    x[[0, 2, 5], 0] = [0.5, -1.0, 2.0]     # pair (0, 1): pixel 1 empty
+    x[[1, 2], 3] = [0.25, 3.0]             # pair (2, 3): pixel 2 empty
+    x[[0, 4], 6] = [1.5, -0.75]            # pixel 6: alone in the last pair
+    delta, w = rng.standard_normal((6, 4)), rng.standard_normal((7, 4))
+    forward, weight_grad, weight_update = _kernels(parallel)
+    b = si.SparseBatch(6, 7, np.float64).build(x)
+    assert b.nnz == 7
+    out = np.empty((6, 4))
+    forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-15, atol=0)
+    dw, dirty = np.full((7, 4), np.nan), np.ones(7, np.bool_)
+    weight_grad(*b.pair_lists, delta, dw, dirty)
+    np.testing.assert_allclose(dw, x.T @ delta, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(dw[[1, 2, 4, 5]], 0)
+    np.testing.assert_array_equal(dirty, [True, True, True, True, False, False, True])
+    w2 = w.copy()
+    weight_update(*b.pair_lists, delta, w2, -0.1, 1.0)
+    np.testing.assert_allclose(w2, w - 0.1 * (x.T @ delta), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(w2[[1, 2, 4, 5]], w[[1, 2, 4, 5]])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -73,8 +107,8 @@ def test_parallel_twins_give_the_same_bits(dtype):
         forward, weight_grad, weight_update = _kernels(parallel)
         out, dw, w2 = np.empty((64, 500), dtype), np.empty((784, 500), dtype), w.copy()
         forward(b.row_ptr, b.col_idx, b.row_val, w, out)
-        weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, np.ones(784, np.bool_))
-        weight_update(b.col_ptr, b.col_row, b.col_val, delta, w2, -0.01, 0.999)
+        weight_grad(*b.pair_lists, delta, dw, np.ones(784, np.bool_))
+        weight_update(*b.pair_lists, delta, w2, -0.01, 0.999)
         results.append((out, dw, w2))
     for serial, parallel in zip(*results):
         np.testing.assert_array_equal(serial, parallel)
@@ -90,7 +124,7 @@ def test_single_nonzero_and_dirty_rows_across_batches():
               _sparse_x(rng, 3, 9, 0.6, np.float64)):
         delta = rng.standard_normal((3, 4))
         b.build(x)
-        si.weight_grad(b.col_ptr, b.col_row, b.col_val, delta, dw, dirty)
+        si.weight_grad(*b.pair_lists, delta, dw, dirty)
         np.testing.assert_allclose(dw, x.T @ delta, rtol=1e-14, atol=0)
     x = _one_nonzero()
     out = np.empty((3, 4))

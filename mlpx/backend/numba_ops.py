@@ -68,10 +68,10 @@ class NumbaOps(NumpyOps):
         """dW = x^T delta over the batch's nonzeros; zero rows where ``dirty`` (a bool per row, updated) says an
         earlier gradient may remain."""
         check_shapes("sparse_weight_grad", (batch.shape[0], dw_io.shape[1]), delta_bo=delta_bo)
-        check_shapes("sparse_weight_grad", (batch.shape[1], dw_io.shape[1]), dw_io=dw_io)  # kernel: col_ptr[j + 1]
+        check_shapes("sparse_weight_grad", (batch.shape[1], dw_io.shape[1]), dw_io=dw_io)  # kernel: pair_ptr[j // 2 + 1]
         check_shapes("sparse_weight_grad", (batch.shape[1],), dirty=dirty)
         kernel = si.weight_grad_parallel if blas_pool.sharing() else si.weight_grad
-        kernel(batch.col_ptr, batch.col_row, batch.col_val, delta_bo, dw_io, dirty)
+        kernel(*batch.pair_lists, delta_bo, dw_io, dirty)
         return dw_io
 
     def sparse_weight_update(self, batch, delta_bo, w_io, alpha, beta):
@@ -79,7 +79,7 @@ class NumbaOps(NumpyOps):
         check_shapes("sparse_weight_update", (batch.shape[0], w_io.shape[1]), delta_bo=delta_bo)
         check_shapes("sparse_weight_update", (batch.shape[1], w_io.shape[1]), w_io=w_io)
         kernel = si.weight_update_parallel if blas_pool.sharing() else si.weight_update
-        kernel(batch.col_ptr, batch.col_row, batch.col_val, delta_bo, w_io, float(alpha), float(beta))
+        kernel(*batch.pair_lists, delta_bo, w_io, float(alpha), float(beta))
         return w_io
 
     def take_rows(self, src, index, out):

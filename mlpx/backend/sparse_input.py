@@ -4,29 +4,32 @@ MNIST images are 81% zero pixels (Fashion-MNIST 50%), and the first layer's two 
 ``x_b^T delta1``, are 64% of a training step's arithmetic for the 784-500-250-100-10 network. Only the nonzero
 pixels contribute to either, so these kernels do the work of the nonzeros alone:
 
-- ``build_index`` lists the batch's nonzeros once per step, row by row (CSR: for the forward) and pixel by pixel
-  (CSC: for the weight gradient), in one pass plus a scatter; the writes are branch-free (a zero is written and
-  not counted), as the pixels' zero/nonzero pattern is random to the branch predictor;
+- the lists of the batch's nonzeros (mlpx/backend/sparse_index.py): by row for the forward, by pixel pair for the
+  weight gradient;
 - ``forward``: ``out[i, :] = sum over the row's nonzeros j (ascending) of x[i, j] W1[j, :]``, four nonzeros per
   pass over the output row (the same additions in the same order as one at a time, a quarter of the output row's
   loads and stores; measured at batch 64 on MNIST, float32, one thread: 250 us against 365 us one at a time and
   377 us in 128-column panels, dense OpenBLAS 556 us);
 - ``weight_grad``: ``dW1[j, :] = sum over the batch rows i with x[i, j] != 0 (ascending) of x[i, j] delta[i, :]``
-  for the pixels j with a nonzero in the batch. The other rows' gradient is zero, and the flat gradient buffer must
-  hold zeros there for the optimizers; rather than zeroing 784 rows every step, ``dirty`` remembers which rows were
-  written since they were last zeroed, and only those are cleared (on MNIST about 500 rows are touched per batch of
-  64, so most rows are clean step after step);
+  for the pixels j with a nonzero in the batch, two neighbouring pixels at a time (pixels 2p and 2p + 1, from the
+  pair lists): each delta row is loaded once for both, and a pixel that is zero in a row adds 0 * delta (the same
+  sum). Neighbouring pixels are mostly zero or nonzero together (MNIST: 1.17 pair entries per nonzero pixel for
+  0.58 delta-row loads); measured at batch 64, one thread, paired with the one-pixel kernel: folded SGD update
+  0.77x (270 -> 210 us), weight gradient 0.96x, Fashion-MNIST 0.76x and 0.81x (bench/sparse_ops.py). The other
+  rows' gradient is zero, and the flat gradient buffer must hold zeros there for the optimizers; rather than
+  zeroing 784 rows every step, ``dirty`` remembers which rows were written since they were last zeroed, and only
+  those are cleared (on MNIST about 500 rows are touched per batch of 64, so most rows are clean step after step);
 - ``weight_update``: plain SGD's fold ``W1 <- beta W1 + alpha dW1`` (``beta = 1 - lr wd``, ``alpha = -lr``) straight
-  into W1: rows whose pixel is zero in the whole batch are scaled by beta, or not touched at all when beta is 1
-  (no weight decay).
+  into W1, the product summed pair by pair as in the weight gradient: rows whose pair is zero in the whole batch
+  are scaled by beta, or not touched at all when beta is 1 (no weight decay).
 
 Each output element is one sum in a fixed order (ascending pixel, or ascending batch row), whatever the panel or
 the thread that computes it: the results are the same bits on every run and with any thread count. The sums are not
 BLAS's (different order, no fused multiply-add), so the sparse path agrees with the dense one to rounding, not to
 the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5).
 
-Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over W1's rows in the weight
-gradient, over ``CHUNKS`` chunks of W1's rows in the folded update, one scratch row per chunk) for use while
+Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over pairs of W1's rows in the
+weight gradient, over ``CHUNKS`` chunks of W1's pairs of rows in the folded update, one scratch pair per chunk) for use while
 mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` arranges whenever the sparse path
 trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
 OpenBLAS's spinning workers (see numba_kernels.py). Measured on 2 cores (64 MNIST images, threads shared, another
@@ -43,8 +46,9 @@ import numpy as np
 from numba import njit, prange
 
 from .numba_kernels import parallel_twin
+from .sparse_index import SparseBatch, density  # noqa: F401  (the lists these kernels read)
 
-CHUNKS = 16  # row chunks of the folded update (one scratch row each; the parallel twin splits them)
+CHUNKS = 16  # chunks of row pairs in the folded update (one scratch pair each; the parallel twin splits them)
 
 # The input density (fraction of nonzero entries in the training data) at or below which "auto" takes the sparse
 # path. Measured with ``python -m bench.sparse_ops --crossover --threads 1 --blocks 7 --reps 30`` (one thread,
@@ -64,39 +68,6 @@ CROSSOVER_DENSITY = 0.30
 
 
 # ---- Numba kernels -----------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def build_index(x_bi, row_ptr, col_idx, row_val, col_ptr, col_row, col_val, cursor):
-    """Lists x's nonzeros row by row (row_ptr, col_idx, row_val) and pixel by pixel (col_ptr, col_row, col_val);
-    returns the number of nonzeros. Array sizes: row_ptr rows + 1, col_ptr and cursor cols + 1, the others
-    rows * cols. NaN counts as nonzero (it is not zero)."""
-    rows, cols = x_bi.shape
-    for j in range(cols + 1):
-        col_ptr[j] = 0
-    nnz = 0
-    for i in range(rows):
-        row_ptr[i] = nnz
-        xr = x_bi[i]
-        for j in range(cols):
-            v = xr[j]
-            nz = v != 0
-            col_idx[nnz] = j          # branch-free: written always, kept only when counted
-            row_val[nnz] = v
-            nnz += nz
-            col_ptr[j + 1] += nz
-    row_ptr[rows] = nnz
-    for j in range(cols):
-        col_ptr[j + 1] += col_ptr[j]
-        cursor[j] = col_ptr[j]
-    for i in range(rows):
-        for k in range(row_ptr[i], row_ptr[i + 1]):
-            j = col_idx[k]
-            p = cursor[j]
-            col_row[p] = i
-            col_val[p] = row_val[k]
-            cursor[j] = p + 1
-    return nnz
-
-
 @njit(cache=True, error_model="numpy")
 def forward(row_ptr, col_idx, row_val, w_io, out_bo):
     """out = x @ W from x's row lists: each output element is the sum over the row's nonzeros, ascending pixel,
@@ -123,116 +94,102 @@ def forward(row_ptr, col_idx, row_val, w_io, out_bo):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _column_sum(start, stop, col_row, col_val, delta_bo, acc):
-    """acc = sum over k in [start, stop) of col_val[k] delta[col_row[k]], added one by one in k order (four per
-    pass over acc: the same additions, fewer loads and stores); stop > start."""
-    cols = acc.shape[0]
-    v0, r0 = col_val[start], delta_bo[col_row[start]]
+def _pair_sum(start, stop, pair_row, pair_val, delta_bo, acc0, acc1):
+    """acc0, acc1 = the sums over k in [start, stop) of pair_val[k, 0] delta[pair_row[k]] and of
+    pair_val[k, 1] delta[pair_row[k]], added one by one in k order; stop > start. Each delta row is loaded once for
+    both pixels, four rows per pass over the accumulators. A pixel zero in a row adds 0 * delta: the same sum."""
+    cols = acc0.shape[0]
+    a0, b0, r0 = pair_val[start, 0], pair_val[start, 1], delta_bo[pair_row[start]]
     for c in range(cols):
-        acc[c] = v0 * r0[c]
+        acc0[c] = a0 * r0[c]
+        acc1[c] = b0 * r0[c]
     k = start + 1
     while k + 4 <= stop:
-        v0, v1, v2, v3 = col_val[k], col_val[k + 1], col_val[k + 2], col_val[k + 3]
-        r0, r1, r2, r3 = delta_bo[col_row[k]], delta_bo[col_row[k + 1]], delta_bo[col_row[k + 2]], \
-            delta_bo[col_row[k + 3]]
+        a0, a1, a2, a3 = pair_val[k, 0], pair_val[k + 1, 0], pair_val[k + 2, 0], pair_val[k + 3, 0]
+        b0, b1, b2, b3 = pair_val[k, 1], pair_val[k + 1, 1], pair_val[k + 2, 1], pair_val[k + 3, 1]
+        r0, r1, r2, r3 = delta_bo[pair_row[k]], delta_bo[pair_row[k + 1]], delta_bo[pair_row[k + 2]], \
+            delta_bo[pair_row[k + 3]]
         for c in range(cols):
-            acc[c] = (((acc[c] + v0 * r0[c]) + v1 * r1[c]) + v2 * r2[c]) + v3 * r3[c]
+            d0, d1, d2, d3 = r0[c], r1[c], r2[c], r3[c]
+            acc0[c] = (((acc0[c] + a0 * d0) + a1 * d1) + a2 * d2) + a3 * d3
+            acc1[c] = (((acc1[c] + b0 * d0) + b1 * d1) + b2 * d2) + b3 * d3
         k += 4
     while k < stop:
-        v0, r0 = col_val[k], delta_bo[col_row[k]]
+        a0, b0, r0 = pair_val[k, 0], pair_val[k, 1], delta_bo[pair_row[k]]
         for c in range(cols):
-            acc[c] = acc[c] + v0 * r0[c]
+            acc0[c] = acc0[c] + a0 * r0[c]
+            acc1[c] = acc1[c] + b0 * r0[c]
         k += 1
 
 
 @njit(cache=True, error_model="numpy")
-def weight_grad(col_ptr, col_row, col_val, delta_bo, dw_io, dirty):
-    """dW = x^T delta from x's pixel lists: row j is the sum over the batch rows with a nonzero pixel j (ascending);
-    rows without one are zeroed if ``dirty`` says they may hold an earlier gradient. Updates ``dirty``."""
-    n_in = dw_io.shape[0]
-    for j in prange(n_in):
-        start, stop = col_ptr[j], col_ptr[j + 1]
-        if start == stop:
-            if dirty[j]:
-                dw_io[j, :] = 0
-                dirty[j] = False
-            continue
-        _column_sum(start, stop, col_row, col_val, delta_bo, dw_io[j])
-        dirty[j] = True
+def weight_grad(pair_ptr, pair_row, pair_val, delta_bo, dw_io, dirty):
+    """dW = x^T delta from x's pair lists: rows 2p and 2p + 1 are the sums over the batch rows with a nonzero in
+    pair p (ascending); the rows of empty pairs are zeroed if ``dirty`` says they may hold an earlier gradient.
+    Updates ``dirty``."""
+    n_in, cols = dw_io.shape
+    n_pairs = (n_in + 1) // 2
+    chunk = (n_pairs + CHUNKS - 1) // CHUNKS
+    for part in prange(CHUNKS):
+        acc0, acc1, spare = np.empty(cols, dw_io.dtype), np.empty(cols, dw_io.dtype), np.empty(cols, dw_io.dtype)
+        for p in range(part * chunk, min(n_pairs, (part + 1) * chunk)):
+            j, start, stop = 2 * p, pair_ptr[p], pair_ptr[p + 1]
+            second = j + 1 < n_in
+            if start == stop:
+                for r in range(j, j + 1 + second):
+                    if dirty[r]:
+                        dw_io[r, :] = 0
+                        dirty[r] = False
+                continue
+            _pair_sum(start, stop, pair_row, pair_val, delta_bo, acc0, acc1)
+            d0, d1 = dw_io[j], (dw_io[j + 1] if second else spare)
+            for c in range(cols):
+                d0[c] = acc0[c]
+                d1[c] = acc1[c]
+            dirty[j] = True
+            if second:
+                dirty[j + 1] = True
 
 
 @njit(cache=True, error_model="numpy")
-def weight_update(col_ptr, col_row, col_val, delta_bo, w_io, alpha, beta):
-    """W = beta W + alpha x^T delta (plain SGD folded: alpha = -lr, beta = 1 - lr wd), row j of the product summed
-    as in :func:`weight_grad`; rows whose pixel is zero in the whole batch are only scaled by beta (untouched when
-    beta is 1)."""
+def weight_update(pair_ptr, pair_row, pair_val, delta_bo, w_io, alpha, beta):
+    """W = beta W + alpha x^T delta (plain SGD folded: alpha = -lr, beta = 1 - lr wd), the product summed as in
+    :func:`weight_grad`; the rows of pairs that are zero in the whole batch are only scaled by beta (untouched
+    when beta is 1)."""
     n_in, cols = w_io.shape
+    n_pairs = (n_in + 1) // 2
     cast = w_io.dtype.type
     alpha, beta = cast(alpha), cast(beta)
     scale = beta != 1
-    chunk = (n_in + CHUNKS - 1) // CHUNKS
+    chunk = (n_pairs + CHUNKS - 1) // CHUNKS
     for part in prange(CHUNKS):
-        acc = np.empty(cols, w_io.dtype)  # one per chunk of rows (and so per thread in the parallel twin)
-        for j in range(part * chunk, min(n_in, (part + 1) * chunk)):
-            start, stop = col_ptr[j], col_ptr[j + 1]
-            w = w_io[j]
+        # one scratch pair of sums per chunk (and so per thread in the parallel twin), and a spare row standing in
+        # for the absent second row of an odd width's last pair
+        acc0, acc1, spare = np.empty(cols, w_io.dtype), np.empty(cols, w_io.dtype), np.empty(cols, w_io.dtype)
+        for p in range(part * chunk, min(n_pairs, (part + 1) * chunk)):
+            start, stop = pair_ptr[p], pair_ptr[p + 1]
+            w0, w1 = w_io[2 * p], (w_io[2 * p + 1] if 2 * p + 1 < n_in else spare)
             if start == stop:
                 if scale:
                     for c in range(cols):
-                        w[c] = beta * w[c]
+                        w0[c] = beta * w0[c]
+                        w1[c] = beta * w1[c]
                 continue
-            _column_sum(start, stop, col_row, col_val, delta_bo, acc)
+            _pair_sum(start, stop, pair_row, pair_val, delta_bo, acc0, acc1)
             if scale:
                 for c in range(cols):
-                    w[c] = beta * w[c] + alpha * acc[c]
+                    w0[c] = beta * w0[c] + alpha * acc0[c]
+                    w1[c] = beta * w1[c] + alpha * acc1[c]
             else:
                 for c in range(cols):
-                    w[c] = w[c] + alpha * acc[c]
+                    w0[c] = w0[c] + alpha * acc0[c]
+                    w1[c] = w1[c] + alpha * acc1[c]
 
 
 # parallel=True builds under their own names (Numba's disk cache keys entries by name; see numba_kernels)
 forward_parallel = parallel_twin(forward)
 weight_grad_parallel = parallel_twin(weight_grad)
 weight_update_parallel = parallel_twin(weight_update)
-
-
-class SparseBatch:
-    """The nonzero lists of one batch (preallocated for a batch size, input size and dtype; rebuilt every step)."""
-
-    def __init__(self, rows: int, cols: int, dtype):
-        size = rows * cols
-        self.shape = (rows, cols)
-        self.row_ptr = np.zeros(rows + 1, np.int64)
-        self.col_idx = np.zeros(size, np.int64)
-        self.row_val = np.zeros(size, dtype)
-        self.col_ptr = np.zeros(cols + 1, np.int64)
-        self.col_row = np.zeros(size, np.int64)
-        self.col_val = np.zeros(size, dtype)
-        self.cursor = np.zeros(cols + 1, np.int64)
-        self.nnz = 0
-
-    def build(self, x_bi) -> "SparseBatch":
-        if x_bi.shape != self.shape:
-            raise ValueError(f"SparseBatch for shape {self.shape} given an array of shape {x_bi.shape}")
-        if x_bi.dtype != self.row_val.dtype:  # the lists hold x's values: a cast would round or widen silently
-            raise ValueError(f"SparseBatch for dtype {self.row_val.dtype} given an array of dtype {x_bi.dtype}")
-        self.nnz = int(build_index(x_bi, self.row_ptr, self.col_idx, self.row_val, self.col_ptr, self.col_row,
-                                   self.col_val, self.cursor))
-        return self
-
-    @property
-    def touched_rows(self) -> int:
-        """Pixels (rows of W1) with a nonzero in this batch."""
-        return int(np.count_nonzero(np.diff(self.col_ptr)))
-
-
-def density(x) -> float:
-    """Fraction of nonzero entries of x (a NumPy array), counted in chunks of rows (no x-sized temporary)."""
-    if x.size == 0:
-        return 0.0
-    rows = max(1, (1 << 20) // max(1, x.shape[-1]))
-    nonzero = sum(int(np.count_nonzero(x[s:s + rows])) for s in range(0, x.shape[0], rows))
-    return nonzero / x.size
 
 
 # ---- NumPy reference ---------------------------------------------------------------------------------------------
