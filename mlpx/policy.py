@@ -36,11 +36,12 @@ def share_blas_threads(fold: bool, sparse_first_layer: bool) -> bool:
     """Share OpenBLAS's threads with Numba's kernels during ``fit``: when the optimizer makes a pass over all
     parameters each step (its parallel twin then runs on both cores: momentum, RMSProp, Adam epochs 7-12% faster,
     measured), or when the first layer is sparse (its forward, weight-gradient and folded-update kernels have
-    parallel twins, the same bits: measured on the 2 shared cores, 64 MNIST images, 245 -> 154 us, 247 -> 169 us and
-    256 -> 164 us). Folded plain SGD on the dense path has no such pass and would only pay the hand-over of each
-    product. Measured epochs (bench/sparse_epoch.py, 2 threads, sparse SGD, rounds where the machine was quiet):
-    shared 1.00-1.22 s against 1.11-1.46 s unshared; under another process's load both degrade, the shared worst
-    cases most (see mlpx.backend.blas_pool)."""
+    parallel twins, the same bits: measured on the 2 shared cores, 64 MNIST images, weight gradient 207 -> 129 us,
+    folded update 202 -> 110 us, forward with the serial index build 332 -> 272 us). Folded plain SGD on the dense
+    path has no such pass and would only pay the hand-over of each product. Measured epochs (bench/sparse_epoch.py,
+    2 threads, 9 paired rounds, see mlpx.backend.blas_pool): sparse SGD shared 0.95x the dense epoch against 0.96x
+    unshared, fastest rounds 1.07 s against 1.10 s: the sharing is worth little for sparse SGD, and much for sparse
+    RMSProp (14%); under another process's load both degrade, the shared worst cases most."""
     return not fold or sparse_first_layer
 
 

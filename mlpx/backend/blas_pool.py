@@ -17,9 +17,13 @@ hand-over (measured: 1.04x per step), so it does not share on the dense path; on
 another process takes a core, two-thread epochs degrade whichever threads run the products (measured on 2 cores,
 sparse first layer, bursts of another session's tests: epochs of 2-26 s against 1.0-1.5 s quiet); the worst seen
 were shared ones (24-26 s, against at most 11.6 s unshared in the same rounds): indicative, not a clean comparison.
-What it gains, re-measured with the sparse first layer (bench/sparse_epoch.py, 2 threads, MNIST, median of 5 paired
-rounds, docs/benchmarks/results.md): sparse SGD and momentum epochs 10% faster than with OpenBLAS's own threads,
-dense momentum 9% and RMSProp 4%; Adam's rounds were bimodal and did not settle its gain. Kept: above the 5% bar.
+What it gains, re-measured after the pair kernels of the sparse first layer (bench/sparse_epoch.py, 2 threads,
+MNIST, 9 paired rounds, docs/benchmarks/results.md), as the median of each epoch's ratio to the same round's dense
+shared epoch, shared against own threads: sparse RMSProp 0.80 vs 0.93 (14%), dense Adam 1.00 vs 1.15 (13%), dense
+momentum 4%, sparse SGD, momentum and Adam 0-1%, dense RMSProp 1%; the fastest rounds tell the same for RMSProp
+(sparse 22%) and Adam (sparse 13%, dense 9%) and also credit sparse momentum with 13%. The 2-thread rounds of this
+machine are bimodal (some epochs take twice as long), so single figures move by several percent between runs.
+Kept: above the 5% bar for Adam and RMSProp, the optimizers with a pass over all parameters.
 Off where anything is unusual, with the reason from :func:`unavailable_reason`: no OpenBLAS with the hook; Numba's
 threading layer not OpenMP, or failing to start (only OpenMP's static schedule promises each OpenBLAS job a thread
 of its own; the jobs wait for each other, so two on one thread would never end); ``OMP_DYNAMIC`` or

@@ -9,12 +9,13 @@ Built once per step from the gathered batch (:class:`SparseBatch`), in three pas
 3. a counting sort of the rows' pairs by pair (``pair_ptr``, ``pair_row``, ``pair_val``: each pair's batch rows
    ascending), for the weight gradient, whose kernel loads each delta row once for both pixels of a pair.
 
-Scanning pairs rather than pixels halves the iterations of the scan (measured with the pair lists added, 64 MNIST
-images, one thread: 89 us, against 90 us for the former pixel-by-pixel lists; Fashion-MNIST 0.81x). Listing the
-whole training set once per ``fit`` and gathering each batch's lists from it was tried and dropped: the gather read
-the lists of 64 random images from a 64 MB array, 45-95 us a step against ~75 us for scanning the batch that
-``take_rows`` has just brought into the cache, plus 80 ms per fit to build them. NaN counts as nonzero (it is not
-zero).
+Scanning pairs rather than pixels halves the iterations of the scan: with the pair lists added, building a
+64-image batch's lists takes 0.91-0.94x the time the former pixel-by-pixel lists took on MNIST (~75 us, one thread,
+interleaved with the code of efd8526), 0.82x on Fashion-MNIST; the scan is about half of it, the two list passes
+the rest. Listing the whole training set once per ``fit`` and gathering each batch's lists from it was tried and
+dropped: the gather read the lists of 64 random images from a 64 MB array, 45-95 us a step against ~75 us for
+scanning the batch that ``take_rows`` has just brought into the cache, plus 80 ms per fit to build them.
+NaN counts as nonzero (it is not zero).
 """
 from __future__ import annotations
 

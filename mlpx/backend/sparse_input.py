@@ -13,29 +13,35 @@ pixels contribute to either, so these kernels do the work of the nonzeros alone:
 - ``weight_grad``: ``dW1[j, :] = sum over the batch rows i with x[i, j] != 0 (ascending) of x[i, j] delta[i, :]``
   for the pixels j with a nonzero in the batch, two neighbouring pixels at a time (pixels 2p and 2p + 1, from the
   pair lists): each delta row is loaded once for both, and a pixel that is zero in a row adds 0 * delta (the same
-  sum). Neighbouring pixels are mostly zero or nonzero together (MNIST: 1.17 pair entries per nonzero pixel for
-  0.58 delta-row loads); measured at batch 64, one thread, paired with the one-pixel kernel: folded SGD update
-  0.77x (270 -> 210 us), weight gradient 0.96x, Fashion-MNIST 0.76x and 0.81x (bench/sparse_ops.py). The other
-  rows' gradient is zero, and the flat gradient buffer must hold zeros there for the optimizers; rather than
-  zeroing 784 rows every step, ``dirty`` remembers which rows were written since they were last zeroed, and only
-  those are cleared (on MNIST about 500 rows are touched per batch of 64, so most rows are clean step after step);
+  sum, bit for bit). Neighbouring pixels are mostly zero or nonzero together (MNIST: 1.17 pair entries per nonzero
+  pixel, for 0.58 delta-row loads). The pair's sums run in two scratch rows (fresh arrays, which LLVM knows apart
+  from delta; summing straight into dW's rows gained nothing) and are then copied. Measured at batch 64, one
+  thread, interleaved with the one-pixel-at-a-time kernels these replaced (a one-off script against the code of
+  efd8526; bench/sparse_ops.py times both against dense BLAS): weight gradient 0.72-0.77x, folded SGD update
+  0.73-0.76x on MNIST; 0.81x and 0.67x on Fashion-MNIST. The other rows' gradient is zero, and the flat gradient
+  buffer must hold zeros there for the optimizers; rather than zeroing 784 rows every step, ``dirty`` remembers
+  which rows were written since they were last zeroed, and only those are cleared (on MNIST about 500 rows are
+  touched per batch of 64);
 - ``weight_update``: plain SGD's fold ``W1 <- beta W1 + alpha dW1`` (``beta = 1 - lr wd``, ``alpha = -lr``) straight
   into W1, the product summed pair by pair as in the weight gradient: rows whose pair is zero in the whole batch
   are scaled by beta, or not touched at all when beta is 1 (no weight decay).
 
-Each output element is one sum in a fixed order (ascending pixel, or ascending batch row), whatever the panel or
+Each output element is one sum in a fixed order (ascending pixel, or ascending batch row), whatever the chunk or
 the thread that computes it: the results are the same bits on every run and with any thread count. The sums are not
 BLAS's (different order, no fused multiply-add), so the sparse path agrees with the dense one to rounding, not to
-the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5).
+the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5). Fused
+multiply-adds (Numba's ``fastmath={"contract"}``) were tried and gained nothing (within 2%): these loops wait on
+loading W1's and delta's rows, not on arithmetic.
 
-Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over pairs of W1's rows in the
-weight gradient, over ``CHUNKS`` chunks of W1's pairs of rows in the folded update, one scratch pair per chunk) for use while
+Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over ``CHUNKS`` chunks of pixel
+pairs in the weight gradient and the folded update, one scratch pair per chunk) for use while
 mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` arranges whenever the sparse path
 trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
-OpenBLAS's spinning workers (see numba_kernels.py). Measured on 2 cores (64 MNIST images, threads shared, another
-process on the machine): forward 245 -> 154 us, weight gradient 247 -> 169 us, folded update 256 -> 164 us. The
-``reference_*`` functions are the same ops in plain NumPy, the definition the kernels are tested against; the NumPy
-reference backend (NumpyOps, ``MLPX_NUMBA=0``) and the GPU backends train dense.
+OpenBLAS's spinning workers (see numba_kernels.py). Measured on the 2 cores (bench/sparse_ops.py --threads 2, with
+and without --parallel, 64 MNIST images): weight gradient 207 -> 129 us, folded update 202 -> 110 us, forward with the
+batch's index 332 -> 272 us (the index build, 74-105 us of it, is serial). The ``reference_*`` functions are the same
+ops in plain NumPy, the definition the kernels are tested against; the NumPy reference backend (NumpyOps,
+``MLPX_NUMBA=0``) and the GPU backends train dense.
 
 The density below which the sparse path is faster (``CROSSOVER_DENSITY``) was measured on this project's
 development machine with one thread (bench/sparse_ops.py --crossover), see the constant.
@@ -52,18 +58,20 @@ CHUNKS = 16  # chunks of row pairs in the folded update (one scratch pair each; 
 
 # The input density (fraction of nonzero entries in the training data) at or below which "auto" takes the sparse
 # path. Measured with ``python -m bench.sparse_ops --crossover --threads 1 --blocks 7 --reps 30`` (one thread,
-# float32, batch 64, 784 -> 500, random pixels at each density, medians of 7 interleaved blocks; 2 cores shared with
-# another session's tests, so indicative). Sparse / dense time of the pair of first-layer ops a step makes:
+# float32, batch 64, 784 -> 500, random pixels at each density, medians of 7 interleaved blocks; code of 7185cca,
+# the pair kernels). Sparse / dense time of the pair of first-layer ops a step makes:
 #
 #   density                                   0.1   0.2   0.3   0.4   0.5   0.6   0.8
-#   forward (index incl.) + folded SGD        0.35  0.62  0.87  1.13  1.35  1.64  2.45
-#   forward (index incl.) + weight gradient   0.37  0.58  0.84  1.09  1.36  1.60  2.10
+#   forward (index incl.) + folded SGD        0.38  0.69  0.94  1.14  1.32  1.51  2.11
+#   forward (index incl.) + weight gradient   0.37  0.73  0.98  1.13  1.31  1.49  1.98
 #
-# break-even near 0.35 for both; the constant sits below it for margin. MNIST (0.19) is well inside, Fashion-MNIST
-# (0.50) outside. Two threads (parallel twins, threads shared as in fit: ``--threads 2 --parallel``) could not be
-# measured on that machine (another process held a core: dense products 3-8 ms instead of 0.3); at MNIST's density
-# the parallel twins were 1.5x faster than the serial kernels where the dense products gained ~1.7x, so the
-# two-thread break-even is likely lower than this one-thread value (left open: a per-thread-count constant).
+# break-even near 0.31-0.32 for both; the constant sits just below it. Random pixels are the pair kernels' worst
+# case (neighbours independent: 1.8 pair entries per nonzero at density 0.2, against 1.17 on MNIST's images), so
+# images break even later. MNIST (0.19) is well inside: 0.60 and 0.40 the dense time (forward, folded SGD);
+# Fashion-MNIST (0.50) outside: 1.59 and 0.88, 1.25x dense together (``--datasets``, same command). Two threads
+# (parallel twins, threads shared as in fit: ``--threads 2 --parallel``) were not swept: the index build stays
+# serial there while the dense products gain ~1.9x, so the two-thread break-even is likely lower than this
+# one-thread value (left open: a per-thread-count constant).
 CROSSOVER_DENSITY = 0.30
 
 
