@@ -13,6 +13,9 @@ They follow scikit-learn's API and its ``MLPClassifier`` parameter names where t
   errors over the outputs, averaged over samples: twice scikit-learn's per-output mean for one output).
 - ``dtype``: None trains in float32 when X is float32 and in float64 otherwise (as scikit-learn's MLP does);
   'float32' or 'float64' force one. ``backend``: 'numpy', 'cupy', 'auto' or None (mlpx's default).
+  ``input_sparsity``: 'auto' (default), 'sparse' or 'dense', as ``mlpx.MLP``'s: with 'auto' each ``fit`` (and each
+  ``partial_fit`` call) measures the density of the data it trains on and computes the first layer from the
+  nonzero inputs at or below the crossover (MNIST pixels: 19% nonzero); ``model_.input_path`` says which ran.
 - ``learning_rate`` schedules ('constant', 'invscaling', 'adaptive') apply to solver='sgd' only, as in
   scikit-learn; no multilabel classification.
 """
@@ -68,7 +71,7 @@ class _BaseMLP(BaseEstimator):
                  shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, backend=None, dtype=None):
+                 n_iter_no_change=10, backend=None, dtype=None, input_sparsity="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -93,6 +96,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.backend = backend
         self.dtype = dtype
+        self.input_sparsity = input_sparsity
 
     # ---- parameters ---------------------------------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -148,7 +152,7 @@ class _BaseMLP(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         sizes = [n_features, *self._hidden_sizes(), n_outputs]
         self.model_ = MLP(sizes, activation=ACTIVATIONS[self.activation], output=self._head, seed=seed,
-                          dtype=dtype, backend=self.backend)
+                          dtype=dtype, backend=self.backend, input_sparsity=self.input_sparsity)
         self.model_.compile(loss=self._loss, optimizer=self._make_optimizer())
         self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
         self.best_loss_ = np.inf
@@ -176,6 +180,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self._best_weights = model.get_weights()
         x_dev, y_dev = model.to_backend(x_train, y_train, names=("X", "y"))
+        model.choose_input_path(x_dev)  # as MLP.fit: sparse or dense first layer, from this call's data
         for _ in range(1 if incremental else self.max_iter):
             loss = run_epoch(model, x_dev, y_dev, w_train, batch_size, bool(self.shuffle), float(self.alpha))
             self.n_iter_ += 1

@@ -224,3 +224,27 @@ def test_sgd_learning_rate_schedules_as_scikit_learn():
     assert ours.model_.optimizer.lr <= 1e-6 < 5 * ours.model_.optimizer.lr
     adam = MLPClassifier(learning_rate="invscaling", max_iter=3, backend="numpy", **{**params, "solver": "adam"})
     assert adam.fit(x, y).model_.optimizer.lr == 0.1               # schedules apply to sgd only
+
+
+@pytest.mark.parametrize("solver, weighted", [("sgd", True), ("adam", False)])
+def test_estimators_take_the_sparse_first_layer_on_sparse_data(solver, weighted):
+    """input_sparsity='auto' measures the data as MLP.fit does: sparse X trains the first layer from its nonzeros
+    (with sample weights and alpha's weight decay too), to rounding the same weights as the dense path; dense X
+    stays dense."""
+    pytest.importorskip("mlpx.backend.numba_ops")
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 41))
+    X[rng.random(X.shape) >= 0.15] = 0
+    y = (X[:, :20].sum(axis=1) > X[:, 20:].sum(axis=1)).astype(int)
+    w = rng.random(300) if weighted else None
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, alpha=1e-3, max_iter=3, tol=0, batch_size=32,
+              dtype="float64", random_state=0, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+        dense = MLPClassifier(input_sparsity="dense", **kw).fit(X, y, sample_weight=w)
+        filled = MLPClassifier(**kw).fit(X + 1, y)
+    assert auto.model_.input_path["path"] == "sparse", auto.model_.input_path
+    assert dense.model_.input_path["path"] == "dense" and filled.model_.input_path["path"] == "dense"
+    for a, b in zip(auto.model_.get_weights(), dense.model_.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
