@@ -76,11 +76,6 @@ def gpu_for_worker(index: int, devices: list[str]) -> str:
     return devices[index % len(devices)]
 
 
-def gpu_assignment(jobs: int, devices: list[str]) -> list[str]:
-    """The devices of workers 0 .. jobs-1 (:func:`gpu_for_worker`); none without visible GPUs."""
-    return [gpu_for_worker(i, devices) for i in range(jobs)] if devices else []
-
-
 def _pin_worker(counter, devices) -> None:
     """Worker initializer (installed only when GPUs are visible): this process sees one GPU (before CUDA starts in
     it) and runs one BLAS thread."""
@@ -104,7 +99,7 @@ def make_executor(spec: str = "processes", jobs: int = 1, timeout: float = 30.0,
     """A context manager yielding the executor named by ``spec`` (see the module docstring).
 
     With ``backend="cupy"`` and ``--jobs N`` the N worker processes share the visible GPUs round-robin: each is
-    pinned to one device through ``CUDA_VISIBLE_DEVICES`` (:func:`gpu_assignment`) and runs one BLAS thread."""
+    pinned to one device through ``CUDA_VISIBLE_DEVICES`` (:func:`gpu_for_worker`) and runs one BLAS thread."""
     jobs = check_positive_int(jobs, "--jobs")
     kind, address = parse_executor(spec)
     if kind == "processes":
