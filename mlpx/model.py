@@ -244,7 +244,7 @@ class MLP(Inference, Parameters):
                 ops.act_backward_bias_grad(d_prev, bufs["a"][layer - 1], self.activation, d_prev,
                                            self.db[layer - 1], self.leaky_slope)  # delta = . * act'(a), db
 
-    def _train_batch(self, x_dev, y_dev, index, stats, row_weights=None, policy: TrainingPolicy | None = None):
+    def _train_batch(self, x_dev, y_dev, index, stats, row_weights=None, *, policy: TrainingPolicy):
         """The one training step, shared by ``fit``'s loop, the scikit-learn loop and the step counter: gather the
         rows ``index`` (backend int64 array) of the backend data set (x_dev, y_dev) into the batch buffers, then
         forward, loss, backward and the optimizer's update; [loss sum, correct] accumulate into ``stats`` (on the
@@ -252,14 +252,14 @@ class MLP(Inference, Parameters):
 
         ``row_weights`` (backend array, one per row of the batch) makes the step's loss the weighted mean
         sum(w_i loss_i) / sum(w) (scikit-learn's sample weights); ``stats`` then gets the weighted loss sum.
-        ``policy`` is how to run the step (:func:`mlpx.policy.training_policy`, decided once per ``fit``;
-        decided here when not given).
+        ``policy`` is how to run the step (:func:`mlpx.policy.training_policy`, decided once by the caller: per
+        ``fit``, per scikit-learn epoch, per counted run).
         """
         ops = self.ops
         bufs = self._batch_buffers(index.shape[0])
         ops.take_rows(x_dev, index, bufs["x"])
         ops.take_rows(y_dev, index, bufs["y"])
-        self._step(bufs["x"], bufs["y"], bufs, stats, row_weights, policy or training_policy(self))
+        self._step(bufs["x"], bufs["y"], bufs, stats, row_weights, policy)
         return bufs
 
     def _step(self, x, y, bufs, stats, row_weights, policy: TrainingPolicy) -> None:

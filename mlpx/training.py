@@ -203,7 +203,7 @@ class _Loop:
     """One epoch at a time over device-resident data, with the read-back points of the module docstring."""
 
     def __init__(self, model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples,
-                 loop_state: dict | None = None, diagnostics: bool = False, policy=None):
+                 loop_state: dict | None = None, diagnostics: bool = False, *, policy):
         self.model, self.x, self.y, self.val, self.policy = model, x_dev, y_dev, val, policy
         self.batch_size, self.shuffle, self.history, self.log_every = batch_size, shuffle, history, log_every
         self.val_log = None if val is None else (val[0][:log_val_samples], val[1][:log_val_samples])

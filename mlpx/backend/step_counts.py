@@ -22,13 +22,16 @@ CASES = (("relu", "cross_entropy", "sgd"), ("relu", "cross_entropy", "momentum")
 def count_step(model, x_dev, y_dev, batch: int, steps: int = 3) -> dict:
     """Counts per step, averaged over ``steps`` steps after a first (buffer-allocating) one, for a compiled model
     on a counting backend; the data set (x_dev, y_dev) is already on the device, as ``fit`` puts it there."""
+    from ..policy import training_policy
+
     ops = model.ops
     order = ops.asarray(np.arange(x_dev.shape[0], dtype=np.int64))
     stats = ops.zeros(2, np.float64)
+    policy = training_policy(model)  # decided once, as fit decides it
 
     def one_step(step: int) -> None:
         index = order[(step * batch) % (x_dev.shape[0] - batch + 1):][:batch]
-        model._train_batch(x_dev, y_dev, index, stats)  # the step fit takes, gather included
+        model._train_batch(x_dev, y_dev, index, stats, policy=policy)  # the step fit takes, gather included
 
     one_step(0)
     before = ops.counters.snapshot()
