@@ -88,10 +88,7 @@ class MLP(Inference, Parameters):
         self.dtype = np.dtype(dtype)
         self.ops = get_ops(backend)
         self.input_sparsity = input_sparsity
-        self.input_path = {"path": "dense", "reason": "input_sparsity='auto': decided from the training data when "
-                           "fit starts (dense until then)", "density": None}
-        if input_sparsity != "auto":
-            self.choose_input_path(None)
+        self.choose_input_path(None)  # auto: dense until fit decides from the training data
         self.loss: str | None = None
         self.optimizer: Optimizer | None = None
         self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])

@@ -34,14 +34,11 @@ def fold_sgd(optimizer, ops) -> bool:
 
 def share_blas_threads(fold: bool, sparse_first_layer: bool) -> bool:
     """Share OpenBLAS's threads with Numba's kernels during ``fit``: when the optimizer makes a pass over all
-    parameters each step (its parallel twin then runs on both cores: momentum, RMSProp, Adam epochs 7-12% faster,
-    measured), or when the first layer is sparse (its forward, weight-gradient and folded-update kernels have
-    parallel twins, the same bits: measured on the 2 shared cores, 64 MNIST images, weight gradient 207 -> 129 us,
-    folded update 202 -> 110 us, forward with the serial index build 332 -> 272 us). Folded plain SGD on the dense
-    path has no such pass and would only pay the hand-over of each product. Measured epochs (bench/sparse_epoch.py,
-    2 threads, 9 paired rounds, see mlpx.backend.blas_pool): sparse SGD shared 0.95x the dense epoch against 0.96x
-    unshared, fastest rounds 1.07 s against 1.10 s: the sharing is worth little for sparse SGD, and much for sparse
-    RMSProp (14%); under another process's load both degrade, the shared worst cases most."""
+    parameters each step (its parallel twin then runs on both cores), or when the first layer is sparse (its
+    forward, weight-gradient and folded-update kernels have parallel twins, the same bits). Folded plain SGD on the
+    dense path has no such pass and would only pay the hand-over of each product. What the sharing gains per
+    optimizer and path is measured in mlpx.backend.blas_pool's docstring, the kernels' parallel speed-ups in
+    mlpx.backend.sparse_input's."""
     return not fold or sparse_first_layer
 
 
@@ -62,14 +59,18 @@ def training_policy(model) -> TrainingPolicy:
 def decide_input_path(mode: str, ops, x) -> dict:
     """The first layer's path for training with ``input_sparsity=mode`` on ``ops``: {"path": "sparse" or "dense",
     "reason": ..., "density": fraction of nonzero entries of the training inputs ``x`` or None}; ``x`` is only read
-    for "auto". What ``MLP.choose_input_path`` stores in ``model.input_path``."""
+    for "auto" (None: no data yet, dense until ``fit`` decides). What ``MLP.choose_input_path`` stores in
+    ``model.input_path``."""
     value = None
     if not ops.sparse_input:
         path = "dense"
         reason = (f"input_sparsity={mode!r}, but the {type(ops).__name__} backend has no sparse-input kernels "
                   f"(only the Numba CPU backend has them): dense")
-    elif mode != "auto" or x is None:
+    elif mode != "auto":
         path, reason = mode, f"input_sparsity={mode!r} asked for it"
+    elif x is None:  # no training data yet: fit decides when it starts
+        path = "dense"
+        reason = "input_sparsity='auto': decided from the training data when fit starts (dense until then)"
     else:  # only the Numba backend gets here: the sparse module (and Numba) is imported only where it is used
         from .backend.sparse_input import CROSSOVER_DENSITY, density
 
