@@ -23,6 +23,7 @@ class MlpxSystem(System):
         # On the GPU the data is put on the device once, as a user of the CuPy backend would.
         self.x = self.model.ops.asarray(data.x_train[:n])
         self.y = self.model.ops.asarray(data.y_train[:n])
+        self.model.choose_input_path(self.x)  # as every fit on this data will: info() reports the path that runs
 
     def ops(self):
         """The backend: its name, or an ops object."""
