@@ -1,11 +1,19 @@
 """NumbaOps, the fast CPU backend, against the NumPy reference: the whole op suite of test_backend_ops, rerun
 with NumbaOps as the backend under test (tinygrad's TestOpsGPU(TestOps) pattern)."""
+import inspect
+
 import numpy as np
 import pytest
 
 pytest.importorskip("numba", reason="Numba is not installed: the CPU backend falls back to NumpyOps")
 
 from test_backend_ops import *  # noqa: E402,F401,F403  (the op tests, written once)
+
+# Rerun here only the tests that take the backend under test (the ``ops`` fixture): the others (kernel sources,
+# the backends' class structure) do not depend on it and ran once in test_backend_ops.
+for _name in [name for name, value in list(globals().items())
+              if name.startswith("test_") and callable(value) and "ops" not in inspect.signature(value).parameters]:
+    del globals()[_name]
 
 import mlpx  # noqa: E402
 from mlpx.backend.numba_ops import NumbaOps  # noqa: E402
