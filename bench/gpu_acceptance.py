@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-REFERENCE = (784, 500, 250, 100, 10)
-BATCH = 64
+from .common import BATCH, LAYERS
+
 PAPER_HOST_US = (5.0, 10.0, 20.0)      # the host costs per launch the paper model of docs/benchmarks/gpu.md uses
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def _ops(backend: str):
 def step_counts(backend: str, cases: int) -> dict:
     from mlpx.backend import step_counts as sc
 
-    rows = sc.reference_counts(backend, BATCH, REFERENCE, cases=sc.CASES[:cases])
+    rows = sc.reference_counts(backend, BATCH, LAYERS, cases=sc.CASES[:cases])
     ok = all(r["launches"] <= 24 and r["syncs"] == 0 and r["uploads"] == 0 and r["allocations"] == 0 for r in rows)
     return {"status": "passed" if ok else "failed", "rows": rows,
             "reason": None if ok else "over the budget (<= 24 launches, 0 syncs, uploads, allocations per step)"}
@@ -98,9 +98,9 @@ def step_time(backend: str, steps: int) -> dict:
     from mlpx.policy import training_policy
 
     ops = _ops(backend)
-    model = mlpx.MLP(list(REFERENCE), activation="relu", seed=0, backend=ops).compile(optimizer="sgd")
+    model = mlpx.MLP(list(LAYERS), activation="relu", seed=0, backend=ops).compile(optimizer="sgd")
     rng = np.random.default_rng(0)
-    x, y = model.to_backend(rng.random((BATCH * 8, REFERENCE[0]), dtype=np.float32),
+    x, y = model.to_backend(rng.random((BATCH * 8, LAYERS[0]), dtype=np.float32),
                             rng.integers(0, 10, BATCH * 8))
     order = ops.asarray(np.arange(BATCH * 8, dtype=np.int64))
     stats = ops.zeros(2, np.float64)
@@ -171,7 +171,7 @@ def step_reference_run(backend: str, sizes: dict) -> dict:
     n = sizes["train_samples"]
     x, y = (data.x_train[:n], data.y_train[:n]) if n else (data.x_train, data.y_train)
     x_test, y_test = (data.x_test[:n], data.y_test[:n]) if n else (data.x_test, data.y_test)
-    model = mlpx.MLP(list(REFERENCE), activation="relu", seed=0, backend=_ops(backend))
+    model = mlpx.MLP(list(LAYERS), activation="relu", seed=0, backend=_ops(backend))
     model.compile(loss="cross_entropy", optimizer=mlpx.optim.SGD(lr=0.01))
     start = time.perf_counter()
     model.fit(x, y, epochs=sizes["epochs"], batch_size=BATCH, verbose=0)

@@ -24,10 +24,11 @@ import argparse
 import os
 import statistics
 import time
+from unittest import mock
 
 import numpy as np
 
-from .common import pin_threads
+from .common import BATCH, LAYERS, load_data, pin_threads
 
 OPTIMIZERS = {"sgd": {"name": "sgd", "lr": 0.01}, "adam": {"name": "adam", "lr": 0.001},
               "momentum": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
@@ -44,18 +45,10 @@ def _epoch(model, x, y, share: bool) -> float:
         model.epoch()
         return time.perf_counter() - start
 
-    saved = os.environ.get(blas_pool.ENV_SWITCH)
-    if not share:
-        os.environ[blas_pool.ENV_SWITCH] = "0"
-    try:
+    with mock.patch.dict(os.environ, {} if share else {blas_pool.ENV_SWITCH: "0"}):
         start = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+        model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
         return time.perf_counter() - start
-    finally:
-        if saved is None:
-            os.environ.pop(blas_pool.ENV_SWITCH, None)
-        else:
-            os.environ[blas_pool.ENV_SWITCH] = saved
 
 
 def run(optimizer: str, variants: list[str], rounds: int, x, y) -> dict:
@@ -67,10 +60,10 @@ def run(optimizer: str, variants: list[str], rounds: int, x, y) -> dict:
     for name in variants:
         path, _ = VARIANTS[name]
         if path is None:
-            models[name] = BlasFloor((784, 500, 250, 100, 10), 64, len(x))
+            models[name] = BlasFloor(LAYERS, BATCH, len(x))
             continue
-        model = mlpx.MLP([784, 500, 250, 100, 10], seed=0, input_sparsity=path, backend="numpy")
-        model.compile(optimizer=mlpx.optim.make_optimizer(dict(OPTIMIZERS[optimizer])))
+        model = mlpx.MLP(list(LAYERS), seed=0, input_sparsity=path, backend="numpy")
+        model.compile(optimizer=OPTIMIZERS[optimizer])
         models[name] = model
     for name in variants:  # warm-up: compilation, first allocations
         _epoch(models[name], x, y, VARIANTS[name][1])
@@ -91,12 +84,11 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", default="floor,dense,sparse,sparse-own")
     parser.add_argument("--samples", type=int, default=None, help="first N training images (default: all)")
     args = parser.parse_args(argv)
-    import mlpx
     from mlpx.backend import blas_pool
 
     limiter = pin_threads(args.threads)  # noqa: F841  (kept alive)
-    data = mlpx.datasets.load("mnist", download=False)
-    x, y = data.x_train[:args.samples], data.y_train[:args.samples]
+    data = load_data(args.samples)
+    x, y = data.x_train, data.y_train
     print(f"threads {args.threads}, MNIST {len(x)} images, density {np.count_nonzero(x) / x.size:.3f}, "
           f"sharing: {blas_pool.unavailable_reason() or 'available'}, {args.rounds} rounds")
     variants = args.variants.split(",")

@@ -127,10 +127,9 @@ def main(argv=None) -> None:
     parser.add_argument("--parallel", action="store_true", help="the kernels' parallel twins (Numba threads)")
     parser.add_argument("--crossover", action="store_true", help="random pixels at densities 0.1 ... 0.9")
     args = parser.parse_args(argv)
-    import numba
+    import numba  # noqa: F401  (loaded first: pin_threads then limits Numba's pool too)
 
     limiter = pin_threads(args.threads)  # noqa: F841  (kept alive)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     dtype = np.dtype(args.dtype)
     print(f"threads {args.threads}, {dtype.name}, batch 64, W1 784 x 500, medians of {args.blocks} interleaved "
           f"blocks of {args.reps} calls{', parallel twins' if args.parallel else ''}")

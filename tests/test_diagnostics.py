@@ -121,7 +121,7 @@ def _data(n=96, features=12, classes=3, seed=0):
 def _train(backend, activation, optimizer, diagnostics=True, epochs=2, log_every=3, dtype="float64"):
     x, y = _data()
     model = mlpx.MLP([12, 10, 8, 3], activation=activation, seed=4, dtype=dtype, backend=BACKENDS[backend]())
-    model.compile(optimizer=mlpx.optim.make_optimizer(dict(optimizer)))
+    model.compile(optimizer=optimizer)
     history = fit(model, x, y, epochs=epochs, batch_size=16, verbose=0, log_every=log_every, diagnostics=diagnostics,
                   validation_data=(x[:20], y[:20]))
     return model, history

@@ -179,7 +179,7 @@ def _train(data, path, dtype, optimizer, reverse_pixels=False):
         weights[0] = weights[0][::-1]
         model.set_weights(weights)
         x = np.ascontiguousarray(x[:, ::-1])
-    model.compile(optimizer=mlpx.optim.make_optimizer(dict(optimizer)))
+    model.compile(optimizer=optimizer)
     history = model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     assert model.optimizer.step_count == 100
     assert model.input_path["path"] == path
@@ -395,7 +395,7 @@ def test_sparse_fit_shares_threads_and_gives_the_same_bits(data6400, monkeypatch
         for switch in ("0", "1"):
             monkeypatch.setenv(blas_pool.ENV_SWITCH, switch)
             model = mlpx.MLP(LAYERS, seed=0, input_sparsity="sparse", backend="numpy")
-            model.compile(optimizer=mlpx.optim.make_optimizer(dict(OPTIMIZERS[optimizer])))
+            model.compile(optimizer=OPTIMIZERS[optimizer])
             history = model.fit(x, y, epochs=1, batch_size=64, verbose=0, callbacks=[Spy()])
             runs.append((model.get_weights(), history.loss, Spy.seen))
     assert [seen for _, _, seen in runs] == [False, True]

@@ -29,7 +29,6 @@ def run_config(task: dict) -> dict:
 
 def _train_and_evaluate(task: dict) -> dict:
     from ...model import MLP
-    from ...optim import make_optimizer
     from .store import library_identity, ops_kind
 
     key = tuple(sorted(task["data"].items()))
@@ -39,7 +38,7 @@ def _train_and_evaluate(task: dict) -> dict:
     data, config, seed = _DATA_CACHE[key], task["config"], task["seed"]
     model = MLP([data.x_train.shape[1], *config["hidden"], len(data.classes)], activation=config["activation"],
                 init=config["init"], seed=seed, backend=task.get("backend"))
-    model.compile(loss=config["loss"], optimizer=make_optimizer(dict(config["optimizer"])))
+    model.compile(loss=config["loss"], optimizer=config["optimizer"])
     start = time.perf_counter()
     history = model.fit(data.x_train, data.y_train, epochs=task["epochs"], batch_size=config["batch_size"],
                         validation_data=(data.x_test, data.y_test), verbose=0, log_every=task.get("log_every", 200),

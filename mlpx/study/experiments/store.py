@@ -185,7 +185,7 @@ def normal_config(config: dict) -> dict:
     from ...optim import make_optimizer
 
     config = {k: v for k, v in config.items() if k != "label"}
-    config["optimizer"] = _normal_numbers(make_optimizer(dict(config["optimizer"])).get_config())
+    config["optimizer"] = _normal_numbers(make_optimizer(config["optimizer"]).get_config())
     config["hidden"] = [int(h) for h in config["hidden"]]
     config["batch_size"] = int(config["batch_size"])
     return config
