@@ -16,6 +16,19 @@ from . import _checks
 from .backend import get_ops
 
 
+
+def parameter_shapes(layer_sizes) -> list[tuple[int, ...]]:
+    """Shapes of [W1, b1, W2, b2, ...] for a network of ``layer_sizes`` (inputs, hidden ..., outputs)."""
+    shapes = []
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    return shapes
+
+
+def weight_names(n_layers: int) -> list[str]:
+    """The names of [W1, b1, W2, b2, ...]: the entries of a model file, the words of error messages."""
+    return [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"]
+
 class Parameters:
     """The flat parameter and gradient buffers of :class:`mlpx.MLP` and their per-layer views."""
 
@@ -42,10 +55,7 @@ class Parameters:
 
     def parameter_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of [W1, b1, W2, b2, ...]."""
-        shapes = []
-        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            shapes += [(fan_in, fan_out), (fan_out,)]
-        return shapes
+        return parameter_shapes(self.layer_sizes)
 
     def _allocate_parameters(self) -> None:
         """One flat buffer for all parameters and one for their gradients, with per-layer views into both."""
@@ -94,9 +104,9 @@ class Parameters:
         if len(weights) != len(shapes):
             raise ValueError(f"set_weights: expected {len(shapes)} arrays [W1, b1, ...], got {len(weights)}")
         arrays = []
-        for i, (array, shape) in enumerate(zip(weights, shapes)):  # all checked before any is written
+        for entry, array, shape in zip(weight_names(len(shapes) // 2), weights, shapes):  # all checked, then written
             array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)  # CuPy ok
-            name = f"set_weights: {'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
+            name = f"set_weights: {entry}"
             if array.shape != shape:
                 raise ValueError(f"{name} expected shape {shape}, got {array.shape}")
             if array.dtype.kind not in "fiub":

@@ -23,6 +23,7 @@ from ._io import atomic_write
 from .backend import get_ops
 from .model import MLP
 from .optim import make_optimizer
+from .parameters import parameter_shapes, weight_names
 
 FORMAT = "mlpx.MLP"
 FORMAT_VERSION = 1
@@ -32,7 +33,7 @@ def model_arrays(model) -> dict:
     """Everything :func:`save_model` writes, as a dict of NumPy arrays (also used by checkpoints)."""
     arrays = {"mlpx_format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
               "config": np.array(json.dumps(model.get_config()))}
-    arrays.update(zip(_weight_names(model.n_layers), model.get_weights()))
+    arrays.update(zip(weight_names(model.n_layers), model.get_weights()))
     if model.optimizer is not None:
         arrays["optimizer"] = np.array(json.dumps(model.optimizer.get_config()))
         for key, value in model.optimizer.state_dict(model.ops).items():
@@ -190,7 +191,7 @@ def model_from_arrays(arrays: dict, backend=None, source: str = "model file"):
         raise ValueError(f"{source}: entry config: not a model this mlpx can build: {type(err).__name__}: "
                          f"{err}") from None
     model.set_weights([array_entry(arrays, name, shape, model.dtype, source)
-                       for name, shape in zip(_weight_names(model.n_layers), model.parameter_shapes())])
+                       for name, shape in zip(weight_names(model.n_layers), model.parameter_shapes())])
     if loss is None:
         return model
     optimizer = json_entry(arrays, "optimizer", source) if "optimizer" in arrays else "sgd"
@@ -221,20 +222,12 @@ def _check_weight_shapes(arrays: dict, config: dict, source: str) -> None:
         dtype = f" {np.dtype(config.get('dtype', 'float32')).name}"
     except (TypeError, ValueError):
         dtype = ""
-    shapes = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        shapes += [(fan_in, fan_out), (fan_out,)]
-    for name, shape in zip(_weight_names(len(sizes) - 1), shapes):
+    for name, shape in zip(weight_names(len(sizes) - 1), parameter_shapes(sizes)):
         if name not in arrays:
             raise ValueError(f"{source}: entry {name} missing: expected shape {shape}{dtype}")
         if arrays[name].shape != shape:
             raise ValueError(f"{source}: entry {name}: expected shape {shape}{dtype} (config layer_sizes "
                              f"{sizes!r:.60}), got shape {arrays[name].shape} {arrays[name].dtype}")
-
-
-def _weight_names(n_layers: int) -> list[str]:
-    """The entries of [W1, b1, W2, b2, ...] in a model file."""
-    return [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"]
 
 
 def load(path, backend: str | None = None):

@@ -25,10 +25,11 @@ def _figure(width: float = 7.0, height: float = 4.5):
     return fig
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, tight: bool = True) -> Path:
     from .._io import atomic_write
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
@@ -241,9 +242,7 @@ def first_layer_weights(w_io, path, n: int = 64, image_shape: tuple[int, int] = 
     if image is not None:
         fig.colorbar(image, cax=fig.add_axes((0.87, 0.1, 0.03, 0.75)), label="weight (one scale for all units)")
     fig.suptitle(f"{title}: units 1-{n}, incoming weights as {image_shape[0]}x{image_shape[1]} images")
-    from .._io import atomic_write
-
-    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))  # no tight_layout: the colorbar
+    return _save(fig, path, tight=False)  # no tight_layout: it would move the colorbar's hand-placed axes
 
 
 def compare_layers(runs: Mapping[str, Sequence], path, key: str = "grad_norm", title: str | None = None,

@@ -84,12 +84,13 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
     folder = Path(folder)
     rows = summarize(results)
     written = {}
+    layer_plot = _has_layer_stats(results)
     settings_text = ", ".join(f"{k} {v}" for k, v in settings.items())
     text = (f"# Experiment `{name}`: {description}\n\n{settings_text}. Accuracies in percent, mean ± sample "
             f"standard deviation over seeds; train numbers are measured on the whole training set after training; "
             f"seconds are training time per run. Best test accuracy in bold.\n\n{markdown_table(rows)}\n")
     text += "\n".join(f"![{file}]({file})" for file in
-                      [*PLOTS, *([LAYER_PLOT] if _has_layer_stats(results) else [])]) + "\n"
+                      [*PLOTS, *([LAYER_PLOT] if layer_plot else [])]) + "\n"
     written["results.md"] = atomic_write_text(folder / "results.md", text)
     columns = ["configuration", "optimizer", "seeds"] + [f"{k}_{s}" for k in NUMBERS for s in ("mean", "std")]
     written["results.csv"] = atomic_write_text(folder / "results.csv", _csv(rows, columns + ["notes"]))
@@ -103,7 +104,7 @@ def write_results(folder, name: str, description: str, results: list[dict], sett
     for file, (key, x_key, ylabel, title, log_y) in PLOTS.items():
         written[file] = plot.compare(by_label, folder / file, key=key, x_key=x_key, ylabel=ylabel, log_y=log_y,
                                      title=f"{title}: {name}", xlabel="iteration" if x_key else "epoch")
-    if _has_layer_stats(results):
+    if layer_plot:
         written[LAYER_PLOT] = plot.compare_layers(
             by_label, folder / LAYER_PLOT, key="grad_norm", ylabel="gradient norm ||dW|| (log scale)",
             title=f"Weight-gradient norm of the first and last hidden layer, at each log point's step: {name}")

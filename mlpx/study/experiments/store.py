@@ -160,7 +160,7 @@ def data_identity(data: dict) -> dict:
         paths = [folder / f for f in datasets.FILES]
         name = data["dataset"]
     paths = tuple(str(p) for p in paths)
-    stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)  # re-hash a file that changed
+    stamps = tuple((s.st_size, s.st_mtime_ns) for s in map(os.stat, paths))  # re-hash a file that changed
     identity = {"dataset": name, "sha256": _files_digest(paths, stamps), "subset": data.get("subset")}
     extra = {k: v for k, v in data.items() if k not in ("dataset", "data_dir", "sample", "allow_sample", "subset")}
     return {**identity, **extra}  # a data option added later (normalization, split) is part of the key too
