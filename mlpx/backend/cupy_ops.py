@@ -16,7 +16,7 @@ from ..activations import ACT_CODES, ACTIVATIONS
 from .kernel_sources import C_TYPE_OF_DTYPE, kernel_specs
 from .numpy_ops import NumpyOps
 from .shapes import check_flat
-from .shapes import check_shapes as _check_shapes
+from .shapes import check_loss, check_shapes as _check_shapes
 
 
 
@@ -133,12 +133,8 @@ class CupyOps(NumpyOps):
 
     # ---- output heads and losses (one kernel each; see the NumPy reference for the contract) -------------------
     def _loss(self, kernel: str, z_bk, bias_k, targets, grad_out_bk, stats, scale: float) -> None:
+        check_loss(kernel, z_bk, bias_k, targets, grad_out_bk, stats)
         rows, classes = z_bk.shape
-        _check_shapes(kernel, (classes,), bias_k=bias_k)
-        _check_shapes(kernel, (rows, classes), grad_out_bk=grad_out_bk)
-        _check_shapes(kernel, (rows,) if kernel != "identity_mse" else (rows, classes), targets=targets)
-        if stats.shape != (2,):
-            raise ValueError(f"{kernel}: stats expected shape (2,) [loss sum, correct], got {tuple(stats.shape)}")
         if kernel == "identity_mse":
             self._elementwise(kernel, z_bk.dtype, rows * classes, z_bk, bias_k, targets, grad_out_bk, stats, rows,
                               classes, scale, max_blocks=self.MSE_MAX_BLOCKS)

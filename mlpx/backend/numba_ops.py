@@ -13,7 +13,7 @@ from . import numba_kernels as nk
 from . import sparse_input as si
 from .cblas import numpy_cblas
 from .numpy_ops import NumpyOps
-from .shapes import check_flat, check_shapes
+from .shapes import check_flat, check_loss, check_shapes
 
 
 class NumbaOps(NumpyOps):
@@ -68,7 +68,7 @@ class NumbaOps(NumpyOps):
         """dW = x^T delta over the batch's nonzeros; zero rows where ``dirty`` (a bool per row, updated) says an
         earlier gradient may remain."""
         check_shapes("sparse_weight_grad", (batch.shape[0], dw_io.shape[1]), delta_bo=delta_bo)
-        check_shapes("sparse_weight_grad", (batch.shape[1], dw_io.shape[1]), dw_io=dw_io)  # kernel: pair_ptr[j // 2 + 1]
+        check_shapes("sparse_weight_grad", (batch.shape[1], dw_io.shape[1]), dw_io=dw_io)  # kernel: pair_ptr[p + 1]
         check_shapes("sparse_weight_grad", (batch.shape[1],), dirty=dirty)
         kernel = si.weight_grad_parallel if blas_pool.sharing() else si.weight_grad
         kernel(*batch.pair_lists, delta_bo, dw_io, dirty)
@@ -113,19 +113,19 @@ class NumbaOps(NumpyOps):
     def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
         if row_weights is not None:
             return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
-        _check_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, z_bk.shape[:1])
+        check_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats)
         nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
     def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
         if row_weights is not None:
             return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
-        _check_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, z_bk.shape[:1])
+        check_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats)
         nk.softmax_mse(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
     def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
         if row_weights is not None:
             return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
-        _check_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, z_bk.shape)
+        check_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats)
         nk.identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats)
 
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
@@ -150,14 +150,6 @@ class NumbaOps(NumpyOps):
         kernel(params, grads, exp_avg, exp_avg_sq, lr / (1.0 - beta1 ** step), float(beta1), 1.0 - beta1,
                float(beta2), 1.0 - beta2, float(eps), float(weight_decay), 1.0 / (1.0 - beta2 ** step) ** 0.5,
                _tiny(params))
-
-
-def _check_loss(op, z_bk, bias_k, targets, grad_out_bk, stats, targets_shape) -> None:
-    """The loss kernels run over z's rows and columns and index every other argument with them."""
-    check_shapes(op, z_bk.shape[1:], bias_k=bias_k)
-    check_shapes(op, targets_shape, targets=targets)
-    check_shapes(op, z_bk.shape, grad_out_bk=grad_out_bk)
-    check_shapes(op, (2,), stats=stats)
 
 
 # Below this many parameters an optimizer pass runs serially even while fit shares OpenBLAS's threads: the bias

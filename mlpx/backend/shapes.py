@@ -21,3 +21,13 @@ def check_flat(op: str, params, **buffers) -> None:
         if buffer.shape != params.shape or buffer.dtype != params.dtype:
             raise ValueError(f"{op}: {name} expected the parameters' shape {tuple(params.shape)} and dtype "
                              f"{params.dtype}, got {tuple(buffer.shape)} {buffer.dtype}")
+
+
+def check_loss(op: str, z_bk, bias_k, targets, grad_out_bk, stats) -> None:
+    """The loss kernels run over z's rows and columns and index every other argument with them: targets are one
+    label per row, or (``identity_mse``) one row of targets per row; stats is [loss sum, correct]."""
+    rows, classes = z_bk.shape
+    check_shapes(op, (classes,), bias_k=bias_k)
+    check_shapes(op, (rows, classes), grad_out_bk=grad_out_bk)
+    check_shapes(op, (rows, classes) if op == "identity_mse" else (rows,), targets=targets)
+    check_shapes(op, (2,), stats=stats)
