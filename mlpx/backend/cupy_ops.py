@@ -170,7 +170,7 @@ class CupyOps(NumpyOps):
         return None
 
     # Scalars are computed in double on the host exactly as the NumPy reference computes them; the launch rounds
-    # them once to the parameters' precision. ``scratch`` is not needed: the kernels keep temporaries in registers.
+    # them once to the parameters' precision (``scratch``: None, see update_scratch).
 
     def sgd_update(self, params, grads, velocity, scratch, *, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
