@@ -244,6 +244,13 @@ def result_problem(result) -> str | None:
     return None
 
 
+
+def stored_result(result: dict) -> dict:
+    """A run's result as the store keeps it and reads it back (what every report then uses, so a reused run and a
+    freshly trained one give the same tables): JSON values only, without label and optimizer (per experiment, not
+    per run) and libraries (in the fields, as the key says)."""
+    return json.loads(json.dumps({k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}))
+
 class RunStore:
     """A folder of finished runs, ``<key>.json`` each (see the module docstring)."""
 
@@ -293,14 +300,11 @@ class RunStore:
                 continue
 
     def put(self, key: str, fields: dict, result: dict) -> dict:
-        """Write run ``key`` atomically; returns the result as it reads back (what every report then uses, so a
-        reused run and a freshly trained one give the same tables)."""
-        # label, optimizer: per experiment, not per run; libraries: in the fields, as the key says
-        result = {k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}
-        text = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "key": key, "fields": fields,
-                           "result": result})
-        atomic_write_text(self.path(key), text)
-        return json.loads(text)["result"]
+        """Write run ``key`` atomically; returns the result as it reads back (:func:`stored_result`)."""
+        result = stored_result(result)
+        atomic_write_text(self.path(key), json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "key": key,
+                                                      "fields": fields, "result": result}))
+        return result
 
     @staticmethod
     def _corrupt(path: Path, why: str) -> None:

@@ -14,7 +14,6 @@ worker processes or a Dask cluster; results come back to this process, which wri
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -26,7 +25,8 @@ from .configs import BASE, EXPERIMENTS, _optimizer_text, experiment_configs
 from .runs import _data_spec, make_tasks, run_config
 from ..._checks import check_positive_int
 from .schedule import estimate_costs, longest_first, measured_costs, usable_cores
-from .store import MismatchedRunWarning, RunStore, backend_kind, content_key, data_identity, key_fields, mismatch
+from .store import (MismatchedRunWarning, RunStore, backend_kind, content_key, data_identity, key_fields, mismatch,
+                    stored_result)
 
 ALL = "all"
 
@@ -135,8 +135,7 @@ def _train(missing: list[Entry], store: RunStore, results: dict, executor: str, 
                 warnings.warn(f"run store: run {entry.key} ({entry.experiment}: {entry.label}, seed "
                               f"{entry.task['seed']}) is not stored: {why}. Its numbers are used in this sweep's "
                               f"reports only", MismatchedRunWarning, stacklevel=2)
-                results[entry.key] = json.loads(json.dumps(
-                    {k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}))
+                results[entry.key] = stored_result(result)
             bar.set_postfix_str(f"left {len(missing) - bar.n - 1}", refresh=False)
             bar.update(1)
 
