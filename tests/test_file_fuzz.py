@@ -35,6 +35,11 @@ BACKENDS = [pytest.param("reference", id="numpy-reference"),
                 emulated.compiler() is None, reason="no C++ compiler (g++) for the kernel emulation"))]
 
 
+def _entries(path) -> dict:
+    """Every entry of an .npz file, read with NumPy itself (not the loader under test), to damage and write back."""
+    with np.load(path) as saved:
+        return {key: saved[key] for key in saved.files}
+
 
 def ops_for(name):
     """The backend of a BACKENDS id (the child processes get this function's source)."""
@@ -97,8 +102,7 @@ def variants(value: np.ndarray) -> dict:
 
 def damaged_files(path, folder):
     """(entry, variant name, damaged file) for every entry of ``path`` and every variant."""
-    with np.load(path) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(path)
     for key, value in arrays.items():
         for name, bad in variants(value).items():
             target = folder / f"{path.stem}-{key.replace('/', '_')}-{name}.npz"
@@ -140,8 +144,7 @@ def test_every_damaged_entry_is_refused_naming_file_and_entry(damaged, files, ki
 
 
 def test_the_messages_say_what_was_expected_and_what_came(files, tmp_path):
-    with np.load(files["adam"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["adam"])
     size = arrays["optimizer/exp_avg"].size
     np.savez(tmp_path / "m.npz", **{**arrays, "optimizer/exp_avg": np.zeros(5, np.float32)})
     with pytest.raises(ValueError, match=rf"m.npz: entry optimizer/exp_avg: expected shape \({size},\) float32, "
@@ -174,8 +177,7 @@ def test_garbage_files_say_what_is_wrong_and_never_suggest_unsafe_loading(files,
         z.writestr("notes.txt", "hello")
     with pytest.raises(ValueError, match="entry notes.txt: not a NumPy array"):
         mlpx.load(zipped)
-    with np.load(files["sgd"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["sgd"])
     np.savez(tmp_path / "pickled.npz", **{**arrays, "config": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(ValueError) as info:
         mlpx.load(tmp_path / "pickled.npz")
@@ -225,13 +227,11 @@ def run_child(backend, path, mode):
 def test_loading_then_training_a_damaged_state_never_crashes(files, tmp_path, backend):
     """The issue's cases, end to end in a child process: Adam's exp_avg as np.zeros(5) in a model file, a shortened
     velocity in a momentum checkpoint, and a short state buffer put in after loading (the kernels' own check)."""
-    with np.load(files["adam"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["adam"])
     np.savez(tmp_path / "adam.npz", **{**arrays, "optimizer/exp_avg": np.zeros(5, np.float32)})
     out = run_child(backend, tmp_path / "adam.npz", "model")
     assert "REFUSED:" in out and "adam.npz: entry optimizer/exp_avg: expected shape" in out
-    with np.load(files["checkpoint"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["checkpoint"])
     np.savez(tmp_path / "ckpt.npz", **{**arrays, "optimizer/velocity": arrays["optimizer/velocity"][:7]})
     out = run_child(backend, tmp_path / "ckpt.npz", "checkpoint")
     assert "REFUSED:" in out and "ckpt.npz: entry optimizer/velocity: expected shape" in out
@@ -270,8 +270,7 @@ def test_train_resume_refuses_a_damaged_checkpoint(tmp_path):
     first = cli("train", "--hidden", "8", "--epochs", "1", "--optimizer", "momentum", "--quiet", "--out", str(run))
     assert first.returncode == 0, first.stderr
     checkpoint = run / "checkpoint.npz"
-    with np.load(checkpoint) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(checkpoint)
     np.savez(checkpoint, **{**arrays, "optimizer/velocity": arrays["optimizer/velocity"][:100]})
     before = sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir())
     resumed = cli("train", "--resume", str(run), "--epochs", "2", "--quiet")
@@ -316,8 +315,7 @@ def test_a_member_declaring_more_than_it_holds_is_refused_before_allocating(file
 
 
 def test_honest_compressed_and_stored_files_still_load(files, tmp_path):
-    with np.load(files["adam"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["adam"])
     np.savez_compressed(tmp_path / "c.npz", **arrays)
     rezip(files["adam"], tmp_path / "s.npz", {})
     for name in ("c.npz", "s.npz"):
@@ -329,8 +327,7 @@ def test_honest_compressed_and_stored_files_still_load(files, tmp_path):
 def test_a_damaged_compressed_member_is_named(files, tmp_path):
     """np.savez_compressed's members are deflated: damaged data raises zlib.error inside NumPy's read, which must
     come out as the usual ValueError naming the file and the entry."""
-    with np.load(files["sgd"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["sgd"])
     path = tmp_path / "compressed.npz"
     np.savez_compressed(path, **arrays)
     with zipfile.ZipFile(path) as z:
@@ -362,8 +359,7 @@ def test_config_layer_sizes_checked_against_the_arrays_before_building(files, tm
 
     from mlpx import serialization
 
-    with np.load(files["sgd"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["sgd"])
     config = json.loads(str(arrays["config"]))
     config["layer_sizes"] = sizes
     path = tmp_path / "huge.npz"
@@ -416,8 +412,7 @@ NAN = float("nan")
 def test_checkpoint_header_fields_of_the_wrong_type_are_named(files, tmp_path, change, field):
     import json
 
-    with np.load(files["checkpoint"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["checkpoint"])
     header = json.loads(str(arrays["checkpoint"]))
     for key, value in change.items():
         if isinstance(value, dict) and key == "history":
@@ -435,8 +430,7 @@ def test_checkpoint_header_values_that_are_fine_load(files, tmp_path):
     (older files: the window in the history), an empty window count."""
     import json
 
-    with np.load(files["checkpoint"]) as saved:
-        arrays = {key: saved[key] for key in saved.files}
+    arrays = _entries(files["checkpoint"])
     header = json.loads(str(arrays["checkpoint"]))
     header["history"].update(loss=[NAN, 1], layer_stats=[None, [{"grad_norm": 1.0}]], stop_reason="diverged: x",
                              window=[2.5, 4])
