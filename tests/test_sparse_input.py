@@ -149,10 +149,10 @@ def test_density_counts_nonzeros():
 
 # ---- training: sparse against dense --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def data6400():
+def data6400(request):
     """The first 6400 MNIST training images (100 steps of 64), or the bundled sample repeated to 6400."""
     if os.environ.get("MLPX_DATA_DIR"):
-        d = mlpx.datasets.load_mnist(download=False)
+        d = request.getfixturevalue("mnist")  # the session's copy (conftest.py)
         return d.x_train[:6400], d.y_train[:6400]
     d = mlpx.datasets.load_mnist_sample()
     reps = -(-6400 // len(d.x_train))
