@@ -17,7 +17,7 @@ class WorkerClient:
     """One benchmark process (``python -m bench.worker``) for one system."""
 
     def __init__(self, name: str, threads: int, samples: int | None = None, synthetic: bool = False,
-                 env: dict | None = None):
+                 env: dict | None = None, dataset: str = "mnist"):
         self.name = name
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         cmd = [sys.executable, "-m", "bench.worker", "--threads", str(threads)]
@@ -25,6 +25,7 @@ class WorkerClient:
             cmd += ["--samples", str(samples)]
         if synthetic:
             cmd.append("--synthetic")
+        cmd += ["--dataset", dataset]
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log.open("w"), text=True, bufsize=1,

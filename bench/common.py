@@ -47,11 +47,11 @@ class Data:
     source: str
 
 
-def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
+def load_data(samples: int | None = None, synthetic: bool = False, dataset: str = "mnist") -> Data:
     """MNIST from MLPX_DATA_DIR (never downloads), or random data of the same shapes when ``synthetic``.
 
-    ``samples`` keeps only the first ``samples`` training images (smoke tests). ``MLPX_BENCH_DATASET``
-    ("mnist" or "fashion-mnist"; set by ``bench.compare --dataset``) picks the data set. Speed depends on the
+    ``samples`` keeps only the first ``samples`` training images (smoke tests). ``dataset`` ("mnist" or
+    "fashion-mnist"; ``bench.compare --dataset``) picks the data set. Speed depends on the
     pixel values through their zeros (mlpx's sparse first layer, ``input_sparsity="auto"``): the synthetic data
     (uniform, no zeros) is the dense case, not MNIST's.
     """
@@ -66,7 +66,7 @@ def load_data(samples: int | None = None, synthetic: bool = False) -> Data:
     if not os.environ.get("MLPX_DATA_DIR"):
         raise SystemExit("benchmarks need MNIST: export MLPX_DATA_DIR=/path/to/folder/with/the/IDX/files "
                          "(or pass --synthetic for timing-only runs)")
-    data = mlpx.datasets.load(os.environ.get("MLPX_BENCH_DATASET", "mnist"), download=False)
+    data = mlpx.datasets.load(dataset, download=False)
     x, y = data.x_train, data.y_train
     if samples:
         x, y = x[:samples], y[:samples]

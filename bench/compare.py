@@ -67,7 +67,7 @@ def start_rows(rows: list[Row], args) -> tuple[dict, dict]:
     clients, built = {}, {}
     for row in rows:
         progress(f"starting {row.name}")
-        client = WorkerClient(row.name, args.threads, args.samples, args.synthetic)
+        client = WorkerClient(row.name, args.threads, args.samples, args.synthetic, dataset=args.dataset)
         try:
             reply = client.request("build", system=row.system, layers=list(LAYERS), batch=BATCH,
                                    optimizer=row.optimizer, samples=row.samples)
@@ -157,7 +157,7 @@ def parse_args(argv=None):
     parser.add_argument("--samples", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--synthetic", action="store_true", help="random data of MNIST's shape (timing only)")
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"],
-                        help="the training data (from MLPX_DATA_DIR); the workers read it from MLPX_BENCH_DATASET")
+                        help="the training data (from MLPX_DATA_DIR)")
     parser.add_argument("--scaling", action="store_true", help="also run the batch-size and width study")
     parser.add_argument("--scaling-rounds", type=int, default=3)
     parser.add_argument("--tta", action="store_true", help="also time training to 97%% test accuracy")
@@ -169,7 +169,6 @@ def main(argv=None) -> dict:
     from . import report, studies
 
     args = parse_args(argv)
-    os.environ["MLPX_BENCH_DATASET"] = args.dataset  # inherited by the workers (bench.common.load_data)
     rows = default_rows(args.course_samples)
     if args.systems:
         wanted = args.systems.split(",")

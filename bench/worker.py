@@ -26,10 +26,10 @@ from .systems import Setup, Unavailable, system_class
 
 
 class Worker:
-    def __init__(self, threads: int, samples: int | None, synthetic: bool):
+    def __init__(self, threads: int, samples: int | None, synthetic: bool, dataset: str = "mnist"):
         self.threads = threads
         self.limiter = pin_threads(threads)
-        self.data = load_data(samples, synthetic)
+        self.data = load_data(samples, synthetic, dataset)
         self.system = None
 
     def handle(self, request: dict) -> dict:
@@ -74,11 +74,12 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--samples", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--synthetic", action="store_true", help="random data of MNIST's shape")
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     args = parser.parse_args(argv)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)                      # stray prints (C or Python) go to stderr, not into the protocol
     sys.stdout = sys.stderr
-    worker = Worker(args.threads, args.samples, args.synthetic)
+    worker = Worker(args.threads, args.samples, args.synthetic, args.dataset)
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
