@@ -36,6 +36,25 @@ def mnist():
     return mlpx.datasets.load_mnist(download=False)
 
 
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """The command line's tests run offline in tmp_path: MLPX_DATA_DIR and the cache are an empty folder and
+    downloads fail, so the data is the bundled MNIST sample."""
+    from mlpx import datasets
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("MLPX_DATA_DIR", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(empty))
+
+    def no_network(name, folder, timeout=30.0):
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(datasets, "download_dataset", no_network)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="module")
 def local_cluster():
     """A local Dask cluster of two single-thread worker processes (tests of the Dask executor and sweeps)."""

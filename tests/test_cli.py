@@ -16,21 +16,6 @@ RUN_FILES = ("model.npz", "checkpoint.npz", "history.json", "config.json", "metr
              "misclassified.png")
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    monkeypatch.setenv("MLPX_DATA_DIR", str(empty))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(empty))
-
-    def no_network(name, folder, timeout=30.0):
-        raise OSError("no network in tests")
-
-    monkeypatch.setattr(datasets, "download_dataset", no_network)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def small_run(out, *extra):
     return main(["train", "--hidden", "16", "--epochs", "2", "--log-every", "20", "--quiet", "--out", str(out),
                  *extra])

@@ -1,7 +1,7 @@
 """`mlpx train`: reports that state the updates made and the step size used, `--resume` that refuses options
 contradicting the run's saved configuration, and explicit locations checked before any training.
 
-Offline on the bundled sample (the `offline` fixture of test_cli.py). The sample has 4,000 training images: with
+Offline on the bundled sample (the `offline` fixture of conftest.py). The sample has 4,000 training images: with
 batch 64 that is ceil(4000 / 64) = 63 optimizer steps per epoch.
 """
 import json
@@ -10,7 +10,7 @@ import pytest
 
 from mlpx.study.cli import main
 
-from test_cli import offline, small_run  # noqa: F401  (the fixture is used by name)
+from test_cli import small_run
 
 
 def snapshot(folder):
@@ -19,7 +19,7 @@ def snapshot(folder):
 
 
 @pytest.fixture
-def two_epoch_run(offline):  # noqa: F811
+def two_epoch_run(offline):
     out = offline / "run"
     assert small_run(out) == 0  # --hidden 16 --epochs 2 --log-every 20, batch 64, lr 0.01
     return out
@@ -33,7 +33,7 @@ def test_report_states_the_optimizer_steps_not_the_last_log_point(two_epoch_run)
         (two_epoch_run / "report.md").read_text()
 
 
-def test_step_schedule_without_step_size_records_and_reports_the_size_used(offline):  # noqa: F811
+def test_step_schedule_without_step_size_records_and_reports_the_size_used(offline):
     out = offline / "step"
     assert small_run(out, "--epochs", "6", "--schedule", "step") == 0  # default: a third of the run, 2 epochs
     config = json.loads((out / "config.json").read_text())["config"]
@@ -74,7 +74,7 @@ def test_resume_accepts_typed_options_equal_to_the_saved_ones(two_epoch_run):
     ("2", "--epochs 2: {out} has already trained 2 epochs (of 2)"),
     (None, "--resume {out}: the run has already trained all 2 epochs"),  # a plain resume of a finished run
 ])
-def test_resume_with_no_more_epochs_than_done_is_refused(offline, capsys, epochs, message):  # noqa: F811
+def test_resume_with_no_more_epochs_than_done_is_refused(offline, capsys, epochs, message):
     out = offline / "run"
     assert small_run(out, "--epochs", "1") == 0
     assert main(["train", "--resume", str(out), "--quiet", "--epochs", "2"]) == 0  # raising the total works
@@ -87,7 +87,7 @@ def test_resume_with_no_more_epochs_than_done_is_refused(offline, capsys, epochs
     assert "resuming" not in out_text + err and snapshot(out) == before
 
 
-def test_a_raised_total_is_saved_so_a_plain_resume_continues_to_it(offline, capsys, monkeypatch):  # noqa: F811
+def test_a_raised_total_is_saved_so_a_plain_resume_continues_to_it(offline, capsys, monkeypatch):
     """Raise the total from 1 to 4 epochs, stop in the third epoch (as Ctrl-C would), then resume without
     --epochs: the run continues to the raised total (config.json holds it), not to the first run's 1 epoch."""
     from mlpx import training
@@ -118,7 +118,7 @@ def test_resume_with_a_corrupt_config_names_the_file(two_epoch_run, capsys):
     assert str(two_epoch_run / "config.json") in err and "JSONDecodeError" in err
 
 
-def test_an_explicit_data_dir_without_the_data_is_refused_not_replaced(offline, capsys):  # noqa: F811
+def test_an_explicit_data_dir_without_the_data_is_refused_not_replaced(offline, capsys):
     assert main(["train", "--data-dir", "typo", "--quiet", "--out", str(offline / "run")]) == 2
     err = capsys.readouterr().err
     assert "data_dir typo does not exist" in err and "train-images-idx3-ubyte.gz" in err
@@ -126,7 +126,7 @@ def test_an_explicit_data_dir_without_the_data_is_refused_not_replaced(offline, 
 
 
 @pytest.mark.parametrize("option", ["--out", "--save"])
-def test_unwritable_destinations_are_refused_before_training(offline, capsys, option):  # noqa: F811
+def test_unwritable_destinations_are_refused_before_training(offline, capsys, option):
     (offline / "somefile").write_text("not a folder")
     target = offline / "somefile" / ("run" if option == "--out" else "model.npz")
     argv = ["train", "--hidden", "16", "--epochs", "1", "--quiet", option, str(target)]
@@ -138,7 +138,7 @@ def test_unwritable_destinations_are_refused_before_training(offline, capsys, op
     assert "data:" not in out and not (offline / "run").exists()  # nothing loaded, trained or written
 
 
-def test_save_to_a_folder_is_refused_before_training(offline, capsys):  # noqa: F811
+def test_save_to_a_folder_is_refused_before_training(offline, capsys):
     (offline / "models").mkdir()
     assert main(["train", "--quiet", "--save", str(offline / "models"), "--out", str(offline / "run")]) == 2
     assert "is a folder; expected a file name" in capsys.readouterr().err and not (offline / "run").exists()
@@ -166,7 +166,7 @@ def test_evaluate_a_folder_says_it_is_a_folder(two_epoch_run, capsys):
     assert f"{two_epoch_run} is a folder, not a model file" in err and "not found" not in err
 
 
-def test_bogus_backend_variable_is_refused_by_the_cli(offline, capsys, monkeypatch):  # noqa: F811
+def test_bogus_backend_variable_is_refused_by_the_cli(offline, capsys, monkeypatch):
     monkeypatch.setenv("MLPX_BACKEND", "bogus")
     assert main(["train", "--hidden", "16", "--epochs", "1", "--quiet", "--out", str(offline / "run")]) == 2
     assert "MLPX_BACKEND is 'bogus'" in capsys.readouterr().err
