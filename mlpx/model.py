@@ -29,6 +29,13 @@ DTYPES = ("float32", "float64")
 INPUT_SPARSITY = ("auto", "sparse", "dense")
 
 
+def check_input_sparsity(value) -> str:
+    """``value`` if it is one of INPUT_SPARSITY (see ``MLP``), else a ValueError naming them."""
+    if value not in INPUT_SPARSITY:
+        raise ValueError(f"input_sparsity: expected one of {', '.join(INPUT_SPARSITY)}, got {value!r}")
+    return value
+
+
 class MLP(Inference, Parameters):
     """A fully connected network, e.g. ``MLP([784, 500, 250, 100, 10], activation="relu")``.
 
@@ -69,8 +76,7 @@ class MLP(Inference, Parameters):
             raise ValueError(f"unknown output head {output!r}; expected one of {', '.join(HEADS)}")
         if np.dtype(dtype).name not in DTYPES:
             raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
-        if input_sparsity not in INPUT_SPARSITY:
-            raise ValueError(f"input_sparsity: expected one of {', '.join(INPUT_SPARSITY)}, got {input_sparsity!r}")
+        check_input_sparsity(input_sparsity)
         name = "leaky_slope"
         if alpha is not None:  # the older name of leaky_slope
             if leaky_slope != 0.01 and leaky_slope != alpha:

@@ -67,6 +67,7 @@ def test_keys_are_normalized_and_cover_what_changes_the_numbers():
     assert changed(config={"optimizer": {"name": "momentum", "lr": 0.01, "weight_decay": 0}}) == key
     assert changed(config={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}}) == key
     for different in ({"epochs": 2}, {"seed": 1}, {"blas_threads": 2}, {"dtype": "float64"},
+                      {"input_sparsity": "dense"}, {"input_sparsity": "sparse"},
                       {"config": {"batch_size": 32}}, {"config": {"init": "he_normal"}}):
         assert changed(**different) != key, different
     fields = key_fields(task, data_id=FAKE["data_id"], backend="numba")
@@ -76,6 +77,19 @@ def test_keys_are_normalized_and_cover_what_changes_the_numbers():
     real = key_fields(task)  # the data's identity from its file, not its path; the backend found here
     assert real["data"]["dataset"] == "mnist-sample" and real["data"]["subset"] == 600
     assert len(real["data"]["sha256"]) == 16 and real["backend"] in ("numba", "numpy")
+
+
+def test_input_sparsity_reaches_every_run_and_its_key(tmp_path):
+    with pytest.raises(ValueError, match="input_sparsity: expected one of auto, sparse, dense, got 'sparce'"):
+        make_tasks("optimizers", 1, 1, _data_spec("mnist", None, 200, True), input_sparsity="sparce")
+    out = tmp_path / "dense"
+    assert main(["experiment", "optimizers", "--sample", "--subset", "200", "--epochs", "1", "--jobs", "1",
+                 "--input-sparsity", "dense", "--out", str(out)]) == 0
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert len(records) == 4
+    assert {r["fields"]["input_sparsity"] for r in records} == {"dense"}
+    assert {r["result"]["first_layer"] for r in records} == {"dense"}
+    assert "input_sparsity dense" in (out / "optimizers" / "results.md").read_text()
 
 
 def test_longest_runs_first():
@@ -93,6 +107,10 @@ def test_longest_runs_first():
 
 def test_reference_sweep_writes_the_reports(reference):
     suite = _suite(reference)
+    records = [json.loads(p.read_text()) for p in (reference / "runs").glob("*.json")]
+    # "auto" decides per run from the sample's density (0.19): sparse wherever the kernels exist (Numba)
+    expected = "sparse" if records[0]["fields"]["backend"] == "numba" else "dense"
+    assert {(r["fields"]["input_sparsity"], r["result"]["first_layer"]) for r in records} == {("auto", expected)}
     assert (suite["runs_total"], suite["runs_distinct"], suite["runs_trained"], suite["runs_reused"]) == (16, 14, 6, 8)
     assert len(list((reference / "runs").glob("*.json"))) == 14
     runs = suite["runs"]

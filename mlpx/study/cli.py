@@ -11,6 +11,7 @@ import sys
 
 from .. import datasets
 from ..backend import BACKENDS
+from ..model import INPUT_SPARSITY
 from .experiments import EXPERIMENTS
 
 
@@ -90,7 +91,7 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--backend", default=None, choices=list(BACKENDS))
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--input-sparsity", default="auto", choices=["auto", "sparse", "dense"],
+    train.add_argument("--input-sparsity", default="auto", choices=list(INPUT_SPARSITY),
                        help="first layer from the inputs' nonzeros (sparse) or full products (dense); auto picks "
                             "from the training data's density (MNIST: sparse); the report says which ran and why")
     train.add_argument("--out", default=None, help="run folder (default runs/DATASET-DATE-TIME)")
@@ -143,6 +144,10 @@ def _add_other_parsers(sub) -> None:
     experiment.add_argument("--blas-threads", type=_positive_int, default=1,
                             help="BLAS threads per run (default 1: results identical whatever the executor)")
     experiment.add_argument("--backend", default=None, choices=list(BACKENDS))
+    experiment.add_argument("--input-sparsity", default="auto", choices=list(INPUT_SPARSITY),
+                            help="every run's first layer: from the inputs' nonzeros (sparse), full products "
+                                 "(dense), or decided per run from the data's density (auto, the default); part of "
+                                 "each run's key")
     experiment.add_argument("--init", nargs="+", default=None, choices=sorted(INITIALIZERS), metavar="INIT",
                             help="initialization of every configuration (default xavier_uniform), e.g. "
                                  "torch_default for PyTorch's nn.Linear setup; for init-grid, the initializers "
@@ -179,7 +184,7 @@ def _run(command: str, args) -> int:
     run_suite(args.names, args.out or "experiments", store=args.store, epochs=args.epochs, seeds=args.seeds,
               jobs=args.jobs, executor=args.executor, subset=args.subset, dataset=args.dataset or "mnist",
               data_dir=args.data_dir, sample=args.sample, backend=args.backend, blas_threads=args.blas_threads,
-              init=args.init)
+              init=args.init, input_sparsity=args.input_sparsity)
     return 0
 
 

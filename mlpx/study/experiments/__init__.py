@@ -23,11 +23,12 @@ from .runs import _data_spec, make_tasks, run_config  # noqa: F401
 def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int = 1, executor: str = "processes",
                    subset: int | None = None, dataset: str = "mnist", data_dir=None, sample: bool = False,
                    backend: str | None = None, blas_threads: int = 1, progress: bool = True,
-                   init: str | Sequence[str] | None = None, store=None) -> dict:
+                   init: str | Sequence[str] | None = None, store=None, input_sparsity: str = "auto") -> dict:
     """Run experiment ``name`` (every configuration x seeds 0..seeds-1) and write its outputs into ``out``.
 
     Each run uses ``blas_threads`` BLAS threads (default 1) wherever it executes, so that the executor and
-    ``jobs`` do not change the numbers. ``init`` changes the initialization (see :func:`experiment_configs`).
+    ``jobs`` do not change the numbers. ``init`` changes the initialization (see :func:`experiment_configs`),
+    ``input_sparsity`` how every run computes the first layer (``MLP``'s parameter).
     Runs go through the run store ``store`` (default ``out/runs``; see ``store.py``): a run already there is
     reused, each new one is stored as it finishes. Several experiments as one sweep: ``suite.run_suite``.
     Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written,
@@ -46,11 +47,11 @@ def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int =
     check_writable(Path(out), "--out")  # before any training: a store that cannot be written would lose every run
     check_writable(store, "--store")
     data = _data_spec(dataset, data_dir, subset, sample)
-    entries = plan([name], epochs, seeds, data, blas_threads, backend, init)
+    entries = plan([name], epochs, seeds, data, blas_threads, backend, init, input_sparsity=input_sparsity)
     sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
     results = sweep.results
     files = write_results(out, name, EXPERIMENTS[name][0], results,
-                          settings_for(name, data, epochs, seeds, blas_threads, init))
+                          settings_for(name, data, epochs, seeds, blas_threads, init, input_sparsity))
     print(f"mlpx: experiment {name}: {len(results)} runs ({sweep.runs_trained} trained, {sweep.runs_reused} "
           f"reused) in {sweep.wall_seconds:.0f} s; results in {out}/results.md", file=sys.stderr)
     return {"results": results, "rows": summarize(results), "files": files, "sweep": sweep}

@@ -9,6 +9,7 @@ import time
 from typing import Sequence
 
 from ... import datasets
+from ...model import MLP, check_input_sparsity
 from ..data import announce_sample, load_run_data
 from .configs import _optimizer_text, experiment_configs
 
@@ -28,7 +29,6 @@ def run_config(task: dict) -> dict:
 
 
 def _train_and_evaluate(task: dict) -> dict:
-    from ...model import MLP
     from .store import library_identity, ops_kind
 
     key = tuple(sorted(task["data"].items()))
@@ -37,7 +37,8 @@ def _train_and_evaluate(task: dict) -> dict:
         _DATA_CACHE[key] = load_run_data(**task["data"])
     data, config, seed = _DATA_CACHE[key], task["config"], task["seed"]
     model = MLP([data.x_train.shape[1], *config["hidden"], len(data.classes)], activation=config["activation"],
-                init=config["init"], seed=seed, backend=task.get("backend"))
+                init=config["init"], seed=seed, backend=task.get("backend"),
+                input_sparsity=task.get("input_sparsity", "auto"))
     model.compile(loss=config["loss"], optimizer=config["optimizer"])
     start = time.perf_counter()
     history = model.fit(data.x_train, data.y_train, epochs=task["epochs"], batch_size=config["batch_size"],
@@ -48,16 +49,20 @@ def _train_and_evaluate(task: dict) -> dict:
     return {"label": config["label"], "seed": seed, "optimizer": _optimizer_text(config["optimizer"]),
             "test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"], "train_loss": train["loss"],
             "test_loss": test["loss"], "seconds": seconds, "stop_reason": history.stop_reason,
-            "history": history.to_dict(),
+            "history": history.to_dict(), "first_layer": model.input_path["path"],  # the path fit took
             # what this process ran it with: the client stores the result only if its key says the same
             "backend": ops_kind(model.ops), "libraries": library_identity()}
 
 
 def make_tasks(name: str, epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
-               backend: str | None = None, init: str | Sequence[str] | None = None) -> list[dict]:
-    """One task per (configuration, seed), seeds 0..seeds-1; ``init`` as in :func:`experiment_configs`."""
+               backend: str | None = None, init: str | Sequence[str] | None = None,
+               input_sparsity: str = "auto") -> list[dict]:
+    """One task per (configuration, seed), seeds 0..seeds-1; ``init`` as in :func:`experiment_configs`,
+    ``input_sparsity`` as ``MLP``'s (the first layer from the inputs' nonzeros, or dense, or decided by density)."""
+    input_sparsity = check_input_sparsity(input_sparsity)
     return [{"config": config, "seed": seed, "epochs": epochs, "data": data, "blas_threads": blas_threads,
-             "backend": backend} for config in experiment_configs(name, init) for seed in range(seeds)]
+             "backend": backend, "input_sparsity": input_sparsity}
+            for config in experiment_configs(name, init) for seed in range(seeds)]
 
 
 def _data_spec(dataset: str, data_dir, subset: int | None, sample: bool) -> dict:

@@ -66,14 +66,16 @@ def expand_names(names: Sequence[str]) -> list[str]:
 
 
 def plan(names: Sequence[str], epochs: int, seeds: int, data: dict, blas_threads: int | None = 1,
-         backend: str | None = None, init=None, data_id: dict | None = None, kind: str | None = None) -> list[Entry]:
+         backend: str | None = None, init=None, data_id: dict | None = None, kind: str | None = None,
+         input_sparsity: str = "auto") -> list[Entry]:
     """Every (experiment, configuration, seed) of ``names`` with its run's key. ``data_id`` and ``kind`` default
-    to the data's identity and the backend kind found here (given, they let the keys be computed without data)."""
+    to the data's identity and the backend kind found here (given, they let the keys be computed without data);
+    ``init`` and ``input_sparsity`` as in :func:`~.runs.make_tasks`."""
     data_id = data_id if data_id is not None else data_identity(data)
     kind = kind if kind is not None else backend_kind(backend)
     entries = []
     for name in expand_names(names):
-        for task in make_tasks(name, epochs, seeds, data, blas_threads, backend, init):
+        for task in make_tasks(name, epochs, seeds, data, blas_threads, backend, init, input_sparsity):
             fields = key_fields(task, data_id, kind)
             config = task["config"]
             entries.append(Entry(name, config["label"], _optimizer_text(config["optimizer"]), task, fields,
@@ -178,8 +180,10 @@ def _train(missing: list[Entry], store: RunStore, results: dict, executor: str, 
                 raise
 
 
-def settings_for(name: str, data: dict, epochs: int, seeds: int, blas_threads, init) -> dict:
-    """The settings line of an experiment's results.md (as ``mlpx experiment NAME`` always wrote it)."""
+def settings_for(name: str, data: dict, epochs: int, seeds: int, blas_threads, init,
+                 input_sparsity: str = "auto") -> dict:
+    """The settings line of an experiment's results.md (as ``mlpx experiment NAME`` always wrote it; the input
+    sparsity only when it is not the default "auto")."""
     settings = {"dataset": "MNIST sample (bundled)" if data["sample"] else data["dataset"], "epochs": epochs,
                 "seeds": seeds, "batch size": BASE["batch_size"], "network": "784-500-250-100-10",
                 "BLAS threads per run": blas_threads}
@@ -187,15 +191,18 @@ def settings_for(name: str, data: dict, epochs: int, seeds: int, blas_threads, i
         settings["subset"] = f"first {data['subset']} train/test images"
     if init is not None and name != "init-grid":
         settings["initialization"] = init if isinstance(init, str) else ", ".join(init)
+    if input_sparsity != "auto":
+        settings["input_sparsity"] = input_sparsity
     return settings
 
 
 def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs: int | None = None,
               executor: str = "processes", subset: int | None = None, dataset: str = "mnist", data_dir=None,
               sample: bool = False, backend: str | None = None, blas_threads: int = 1, progress: bool = True,
-              init=None, store=None) -> dict:
+              init=None, store=None, input_sparsity: str = "auto") -> dict:
     """Run the experiments ``names`` (``["all"]`` for every one) as one sweep into ``out`` (see the module
-    docstring); ``store`` is the run store's folder (default ``out/runs``). ``jobs`` defaults to the usable cores.
+    docstring); ``store`` is the run store's folder (default ``out/runs``). ``jobs`` defaults to the usable cores;
+    ``input_sparsity`` is every run's (``MLP``'s parameter: "auto" lets each run decide from the data's density).
     Returns {"sweep": Sweep, "suite": the suite.json dict, "files": {experiment: its files}}."""
     from ..paths import check_writable
     from .index import suite_account, write_index
@@ -210,15 +217,15 @@ def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs:
     check_writable(out, "--out")  # before any training: a store that cannot be written would lose every run
     check_writable(store, "--store")
     data = _data_spec(dataset, data_dir, subset, sample)
-    entries = plan(names, epochs, seeds, data, blas_threads, backend, init)
+    entries = plan(names, epochs, seeds, data, blas_threads, backend, init, input_sparsity=input_sparsity)
     sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
     files, by_experiment = {}, {}
     for entry, result in zip(sweep.entries, sweep.results):
         by_experiment.setdefault(entry.experiment, []).append(result)
     for name in names:
         files[name] = write_results(out / name, name, EXPERIMENTS[name][0], by_experiment[name],
-                                    settings_for(name, data, epochs, seeds, blas_threads, init))
-    first = settings_for(names[0], data, epochs, seeds, blas_threads, None)
+                                    settings_for(name, data, epochs, seeds, blas_threads, init, input_sparsity))
+    first = settings_for(names[0], data, epochs, seeds, blas_threads, None, input_sparsity)
     suite = suite_account(sweep, names, first)
     write_index(out, suite, by_experiment)
     print(f"mlpx: {len(names)} experiment(s), {suite['runs_total']} runs ({suite['runs_distinct']} distinct: "
