@@ -208,9 +208,13 @@ class MLP(Inference, Parameters):
 
     def _loss_and_output_delta(self, y, bufs, stats, row_weights=None) -> None:
         """Output layer: add bias, apply the head, accumulate the loss, write dLoss/dz into delta[-1]; with
-        ``row_weights`` (one per row, on the backend) the loss is the weighted mean (see ``NumpyOps.softmax_xent``)."""
-        op = getattr(self.ops, loss_op_name(self.loss, self.output))
-        op(bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats, row_weights)
+        ``row_weights`` (one per row, on the backend) the loss is the weighted mean (``NumpyOps.weighted_loss``)."""
+        name = loss_op_name(self.loss, self.output)
+        args = (bufs["a"][-1], self.b[-1], y, bufs["delta"][-1], stats)
+        if row_weights is None:
+            getattr(self.ops, name)(*args)
+        else:
+            self.ops.weighted_loss(name, *args, row_weights)
 
     def _backward(self, x, bufs, fold=None, sparse=None) -> None:
         """Gradients of all parameters into the flat ``grads`` buffer, from delta[-1] back to the input.

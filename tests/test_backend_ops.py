@@ -254,7 +254,9 @@ def test_loss_with_row_weights_is_the_weighted_mean(ops, dtype, loss):
     weights[4] = 0.0
     target_name = "targets_bk" if loss == "identity_mse" else "labels_b"
     arrays = {"z_bk": z, "bias_k": bias, target_name: targets, "grad_out_bk": z, "stats": np.array([1.5, 2.0])}
-    got = check_against_reference(ops, loss, {**arrays, "row_weights": weights}, ("grad_out_bk",), dtype)
+    weighted = {"z_bk": z, "bias_k": bias, "targets": targets, "grad_out_bk": z, "stats": np.array([1.5, 2.0]),
+                "row_weights_b": weights}
+    got = check_against_reference(ops, "weighted_loss", weighted, ("grad_out_bk",), dtype, op=loss)
     plain = run(REFERENCE, loss, arrays, ("grad_out_bk",))
     zb = z.astype(np.float64) + bias
     if loss == "identity_mse":
@@ -400,6 +402,7 @@ BACKEND_NEUTRAL = {
     "gemm_accumulate",    # xp.matmul + in-place scaling (fast backends override it where BLAS's scalars help)
     "sum_squares",        # diagnostics reductions at log points
     "activation_stats",
+    "weighted_loss",      # sample weights: the backend's own unweighted loss op, then xp arithmetic
     # no array work at all
     "training_threads",   # a null context; NumbaOps overrides it to share OpenBLAS's threads
 }

@@ -142,19 +142,13 @@ class CupyOps(NumpyOps):
             self._per_thread(kernel, z_bk.dtype, rows, z_bk, bias_k, targets, grad_out_bk, stats, rows, classes,
                              scale)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:  # sample weights: the unweighted kernel, then device arithmetic (NumpyOps)
-            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         self._loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, 1.0 / z_bk.shape[0])
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:
-            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         self._loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, 2.0 / z_bk.shape[0])
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:
-            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
         self._loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, 2.0 / z_bk.shape[0])
 
     def softmax(self, z_bk, bias_k, out_bk):

@@ -110,21 +110,15 @@ class NumbaOps(NumpyOps):
         check_shapes("act_backward_bias_grad", dy_bo.shape[1:], db_out_o=db_out_o)
         nk.act_backward_bias_grad(dy_bo, y_bo, ACT_CODES[act], float(slope), dz_out_bo, db_out_o)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:
-            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         check_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats)
         nk.softmax_xent(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:
-            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         check_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats)
         nk.softmax_mse(z_bk, bias_k, labels_b, grad_out_bk, stats)
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
-        if row_weights is not None:
-            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
         check_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats)
         nk.identity_mse(z_bk, bias_k, targets_bk, grad_out_bk, stats)
 

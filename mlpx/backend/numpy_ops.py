@@ -95,9 +95,8 @@ class NumpyOps:
     # Each loss op takes the output layer's pre-bias product z (batch, classes), adds the bias in place, writes the
     # gradient of the *mean* loss w.r.t. z into grad_out, and adds [sum of per-sample losses, correct predictions]
     # into the 2-element accumulator ``stats`` (it stays on the device: no host synchronization per step).
-    # With ``row_weights`` w (one per row, the model's dtype; sample weights) the loss is the weighted mean
-    # sum(w_i loss_i) / sum(w): grad_out gets its gradient and stats[0] the weighted sum sum(w_i loss_i); the
-    # correct count stays unweighted. Every backend computes that from its unweighted op (:meth:`_weighted_loss`).
+    # With row weights (sample weights) the model calls :meth:`weighted_loss` instead, on every backend the same
+    # definition built on the backend's unweighted op.
 
     def _softmax_rows(self, logits_bk, out_bk):
         """Numerically stable row softmax of logits into out; returns (row max, row sum of exp)."""
@@ -112,10 +111,8 @@ class NumpyOps:
     def _count_correct(logits_bk, labels_b):
         return np.count_nonzero(logits_bk.argmax(axis=1) == labels_b)
 
-    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+    def softmax_xent(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         """Softmax + cross-entropy: loss_i = logsumexp(z_i) - z_i[label_i]; grad = (p - onehot) / B."""
-        if row_weights is not None:
-            return self._weighted_loss("softmax_xent", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         row_max, row_sum = self._softmax_rows(z_bk, grad_out_bk)
@@ -126,13 +123,11 @@ class NumpyOps:
         grad_out_bk[rows, labels_b] -= 1.0
         grad_out_bk *= 1.0 / batch
 
-    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights=None):
+    def softmax_mse(self, z_bk, bias_k, labels_b, grad_out_bk, stats):
         """MSE on softmax probabilities against one-hot labels: loss_i = sum_k (p_ik - t_ik)^2.
 
         With g = 2 (p - t) / B, the softmax Jacobian gives dz_j = p_j (g_j - sum_k g_k p_k).
         """
-        if row_weights is not None:
-            return self._weighted_loss("softmax_mse", z_bk, bias_k, labels_b, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         probs = grad_out_bk
@@ -147,10 +142,8 @@ class NumpyOps:
         np.subtract(diff, inner, out=diff)
         np.multiply(probs, diff, out=grad_out_bk)
 
-    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights=None):
+    def identity_mse(self, z_bk, bias_k, targets_bk, grad_out_bk, stats):
         """Identity head with MSE on real-valued targets: loss_i = sum_k (y_ik - t_ik)^2, grad = 2 (y - t) / B."""
-        if row_weights is not None:
-            return self._weighted_loss("identity_mse", z_bk, bias_k, targets_bk, grad_out_bk, stats, row_weights)
         batch = z_bk.shape[0]
         z_bk += bias_k
         np.subtract(z_bk, targets_bk, out=grad_out_bk)
@@ -163,12 +156,14 @@ class NumpyOps:
         self._softmax_rows(z_bk, out_bk)
         return out_bk
 
-    def _weighted_loss(self, op: str, z_bk, bias_k, targets, grad_out_bk, stats, row_weights_b) -> None:
-        """Loss op ``op`` with row weights, built on this backend's unweighted op and written with ``self.xp``
-        (so it runs on the device of any backend): the unweighted op adds the bias into z and writes the mean
-        loss's gradient; each gradient row is then scaled by w_i B / sum(w), and the weighted loss sum is taken
-        from the per-row losses of z. Sample weights are a scikit-learn feature: this path favours one definition
-        for every backend over a fused kernel."""
+    def weighted_loss(self, op: str, z_bk, bias_k, targets, grad_out_bk, stats, row_weights_b) -> None:
+        """Loss op ``op`` ("softmax_xent", "softmax_mse", "identity_mse") with one weight per row: stats[0] gets
+        sum(w_i loss_i) and the gradient is that of sum(w_i loss_i) / sum(w); the correct count stays unweighted.
+        Built on this backend's unweighted op and written with ``self.xp`` (so it runs on the device of any
+        backend): the unweighted op adds the bias into z and writes the mean loss's gradient; each gradient row is
+        then scaled by w_i B / sum(w), and the weighted loss sum is taken from the per-row losses of z. Sample
+        weights are a scikit-learn feature: this path favours one definition for every backend over a fused
+        kernel."""
         xp, batch = self.xp, z_bk.shape[0]
         counts = self.zeros(2, np.float64)
         getattr(self, op)(z_bk, bias_k, targets, grad_out_bk, counts)
