@@ -31,13 +31,15 @@ def run_epoch(model, x_dev, y_dev, weights, batch_size: int, shuffle: bool, alph
     w_dev = None if weights is None else ops.asarray(weights, dtype=model.dtype)
     stats = ops.zeros(2, np.float64)          # [sum of (weighted) per-sample losses, correct], from the loss op
     policy = training_policy(model)           # how every step of this epoch runs (weight decay does not change it)
-    for start in range(0, n, batch_size):
-        index = order_dev[start:start + batch_size]
-        batch_weight = index.shape[0] if weights is None else float(weights[order[start:start + batch_size]].sum())
-        if batch_weight <= 0:
-            continue
-        model.optimizer.weight_decay = alpha / batch_weight
-        model._train_batch(x_dev, y_dev, index, stats, row_weights=None if w_dev is None else w_dev[index],
-                           policy=policy)
+    with ops.training_threads(policy.share_blas_threads):  # as in fit: OpenBLAS's threads shared where it pays
+        for start in range(0, n, batch_size):
+            index = order_dev[start:start + batch_size]
+            batch_weight = (index.shape[0] if weights is None
+                            else float(weights[order[start:start + batch_size]].sum()))
+            if batch_weight <= 0:
+                continue
+            model.optimizer.weight_decay = alpha / batch_weight
+            model._train_batch(x_dev, y_dev, index, stats, row_weights=None if w_dev is None else w_dev[index],
+                               policy=policy)
     total = n if weights is None else max(float(weights.sum()), np.finfo(np.float64).tiny)
     return float(ops.to_host(stats)[0]) / total

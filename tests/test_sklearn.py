@@ -248,3 +248,51 @@ def test_estimators_take_the_sparse_first_layer_on_sparse_data(solver, weighted)
     assert dense.model_.input_path["path"] == "dense" and filled.model_.input_path["path"] == "dense"
     for a, b in zip(auto.model_.get_weights(), dense.model_.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver, density, shares", [("adam", 1.0, True), ("sgd", 0.15, True), ("sgd", 1.0, False)])
+def test_estimators_share_blas_threads_as_fit_does(monkeypatch, solver, density, shares):
+    """Each estimator epoch runs in ``ops.training_threads(policy.share_blas_threads)`` as fit does (Adam's pass
+    and the sparse path's kernels then use every core; dense plain SGD does not share); the weights are bit for bit
+    those of a run without sharing (MLPX_SHARED_BLAS_POOL=0)."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    import mlpx
+
+    pytest.importorskip("mlpx.backend.numba_ops")
+    from mlpx.backend import blas_pool
+
+    if os.cpu_count() < 2:
+        pytest.skip("one CPU: nothing to share")
+    seen = []
+    train_batch = mlpx.MLP._train_batch
+
+    def spy(self, *args, **kwargs):
+        seen.append(blas_pool.sharing())
+        return train_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlpx.MLP, "_train_batch", spy)
+    rng = np.random.default_rng(3)
+    X = rng.random((256, 60))
+    X[rng.random(X.shape) >= density] = 0
+    y = (X[:, :30].sum(axis=1) > X[:, 30:].sum(axis=1)).astype(int)
+    kw = dict(hidden_layer_sizes=(40,), solver=solver, max_iter=2, tol=0, batch_size=32, random_state=0,
+              backend="numpy")
+    if solver == "sgd":
+        kw["momentum"] = 0.0  # plain SGD (scikit-learn's default momentum is 0.9): its update folds into the products
+    runs = []
+    with threadpool_limits(limits=2, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if blas_pool.unavailable_reason() is not None:
+            pytest.skip(f"OpenBLAS's threads cannot be shared here: {blas_pool.unavailable_reason()}")
+        for switch in ("0", "1"):
+            monkeypatch.setenv(blas_pool.ENV_SWITCH, switch)
+            seen.clear()
+            est = MLPClassifier(**kw).fit(X, y)
+            runs.append((est.model_.get_weights(), set(seen)))
+    assert [s for _, s in runs] == [{False}, {shares}]
+    assert not blas_pool.sharing()                                  # released after each epoch
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
