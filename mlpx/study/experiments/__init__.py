@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from ..._checks import check_positive_int
 from .configs import (ACTIVATIONS, BASE, EXPERIMENTS, INIT_GRID, MOMENTUM, SGD,  # noqa: F401  (the public names)
                       _optimizer_text, experiment_configs)
 from .runs import _data_spec, make_tasks, run_config  # noqa: F401
@@ -34,24 +33,13 @@ def run_experiment(name: str, out, epochs: int = 15, seeds: int = 1, jobs: int =
     Returns {"results": one dict per run, "rows": the per-configuration summary, "files": paths written,
     "sweep": the sweep's account (``suite.Sweep``)}.
     """
-    from pathlib import Path
-
-    from ..paths import check_writable
     from .results import summarize, write_results
-    from .store import RunStore
-    from .suite import plan, run_sweep, settings_for
+    from .suite import sweep_experiments
 
-    experiment_configs(name, init)  # fails early, naming what is valid, on an unknown experiment or initializer
-    epochs, seeds = check_positive_int(epochs, "--epochs"), check_positive_int(seeds, "--seeds")
-    store = Path(out) / "runs" if store is None else Path(store)
-    check_writable(Path(out), "--out")  # before any training: a store that cannot be written would lose every run
-    check_writable(store, "--store")
-    data = _data_spec(dataset, data_dir, subset, sample)
-    entries = plan([name], epochs, seeds, data, blas_threads, backend, init, input_sparsity=input_sparsity)
-    sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
+    _, _, settings, sweep = sweep_experiments([name], out, epochs, seeds, jobs, executor, subset, dataset, data_dir,
+                                              sample, backend, blas_threads, progress, init, store, input_sparsity)
     results = sweep.results
-    files = write_results(out, name, EXPERIMENTS[name][0], results,
-                          settings_for(name, data, epochs, seeds, blas_threads, init, input_sparsity))
+    files = write_results(out, name, EXPERIMENTS[name][0], results, settings(name))
     print(f"mlpx: experiment {name}: {len(results)} runs ({sweep.runs_trained} trained, {sweep.runs_reused} "
           f"reused) in {sweep.wall_seconds:.0f} s; results in {out}/results.md", file=sys.stderr)
     return {"results": results, "rows": summarize(results), "files": files, "sweep": sweep}

@@ -196,17 +196,15 @@ def settings_for(name: str, data: dict, epochs: int, seeds: int, blas_threads, i
     return settings
 
 
-def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs: int | None = None,
-              executor: str = "processes", subset: int | None = None, dataset: str = "mnist", data_dir=None,
-              sample: bool = False, backend: str | None = None, blas_threads: int = 1, progress: bool = True,
-              init=None, store=None, input_sparsity: str = "auto") -> dict:
-    """Run the experiments ``names`` (``["all"]`` for every one) as one sweep into ``out`` (see the module
-    docstring); ``store`` is the run store's folder (default ``out/runs``). ``jobs`` defaults to the usable cores;
-    ``input_sparsity`` is every run's (``MLP``'s parameter: "auto" lets each run decide from the data's density).
-    Returns {"sweep": Sweep, "suite": the suite.json dict, "files": {experiment: its files}}."""
+def sweep_experiments(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs: int | None = None,
+                      executor: str = "processes", subset: int | None = None, dataset: str = "mnist",
+                      data_dir=None, sample: bool = False, backend: str | None = None, blas_threads: int = 1,
+                      progress: bool = True, init=None, store=None, input_sparsity: str = "auto"):
+    """The work shared by :func:`run_suite` and ``run_experiment``: check the arguments (before any training),
+    plan every run of ``names`` and run the sweep through the store (default ``out/runs``). Returns the names
+    expanded, the data spec, a function ``settings(name)`` giving an experiment's settings line, and the
+    :class:`Sweep`."""
     from ..paths import check_writable
-    from .index import suite_account, write_index
-    from .results import write_results
 
     names = expand_names(names)
     for name in names:
@@ -219,14 +217,34 @@ def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs:
     data = _data_spec(dataset, data_dir, subset, sample)
     entries = plan(names, epochs, seeds, data, blas_threads, backend, init, input_sparsity=input_sparsity)
     sweep = run_sweep(entries, RunStore(store), executor, jobs, backend, progress)
+
+    def settings(name: str, with_init: bool = True) -> dict:
+        return settings_for(name, data, epochs, seeds, blas_threads, init if with_init else None, input_sparsity)
+
+    return names, data, settings, sweep
+
+
+def run_suite(names: Sequence[str], out, epochs: int = 15, seeds: int = 1, jobs: int | None = None,
+              executor: str = "processes", subset: int | None = None, dataset: str = "mnist", data_dir=None,
+              sample: bool = False, backend: str | None = None, blas_threads: int = 1, progress: bool = True,
+              init=None, store=None, input_sparsity: str = "auto") -> dict:
+    """Run the experiments ``names`` (``["all"]`` for every one) as one sweep into ``out`` (see the module
+    docstring); ``store`` is the run store's folder (default ``out/runs``). ``jobs`` defaults to the usable cores;
+    ``input_sparsity`` is every run's (``MLP``'s parameter: "auto" lets each run decide from the data's density).
+    Returns {"sweep": Sweep, "suite": the suite.json dict, "files": {experiment: its files}}."""
+    from .index import suite_account, write_index
+    from .results import write_results
+
+    out = Path(out)
+    names, data, settings, sweep = sweep_experiments(
+        names, out, epochs, seeds, jobs, executor, subset, dataset, data_dir, sample, backend, blas_threads,
+        progress, init, store, input_sparsity)
     files, by_experiment = {}, {}
     for entry, result in zip(sweep.entries, sweep.results):
         by_experiment.setdefault(entry.experiment, []).append(result)
     for name in names:
-        files[name] = write_results(out / name, name, EXPERIMENTS[name][0], by_experiment[name],
-                                    settings_for(name, data, epochs, seeds, blas_threads, init, input_sparsity))
-    first = settings_for(names[0], data, epochs, seeds, blas_threads, None, input_sparsity)
-    suite = suite_account(sweep, names, first)
+        files[name] = write_results(out / name, name, EXPERIMENTS[name][0], by_experiment[name], settings(name))
+    suite = suite_account(sweep, names, settings(names[0], with_init=False))
     write_index(out, suite, by_experiment)
     print(f"mlpx: {len(names)} experiment(s), {suite['runs_total']} runs ({suite['runs_distinct']} distinct: "
           f"{suite['runs_trained']} trained, {suite['runs_reused']} reused) in {sweep.wall_seconds:.0f} s; "
