@@ -139,6 +139,17 @@ def _get(history, key: str) -> list:
     return list(values or [])
 
 
+def recorded_points(history) -> list:
+    """The log points that recorded per-layer statistics (each a list of one dict per layer), in order; points
+    without diagnostics (None) are left out."""
+    return [point for point in _get(history, "layer_stats") if point]
+
+
+def has_layer_stats(history) -> bool:
+    """Whether any log point of ``history`` recorded per-layer statistics."""
+    return bool(recorded_points(history))
+
+
 def series(history, layer: int, key: str = "grad_norm") -> tuple[list, list]:
     """(iterations, values) of one statistic of one layer (0-based weight layer, negative from the end) over the
     log points that recorded it; points without diagnostics or without the key are left out."""
@@ -174,12 +185,11 @@ def _number(value, digits: int = 3) -> str:
 
 def markdown_table(history, layer_sizes=None) -> str:
     """The last log point's statistics per layer as a Markdown table ('' when nothing was recorded)."""
-    points = [p for p in _get(history, "layer_stats") if p]
-    if not points:
+    stats, steps = _get(history, "layer_stats"), _get(history, "iterations")
+    index = max((i for i, p in enumerate(stats) if p), default=None)
+    if index is None:
         return ""
-    last = points[-1]
-    steps = _get(history, "iterations")
-    index = max(i for i, p in enumerate(_get(history, "layer_stats")) if p)
+    last = stats[index]
     header = ["layer", "gradient norm", "bias gradient norm", "weight norm", "update / weight", "mean activation",
               "saturated fraction", "inactive fraction"]
     has = {key: any(key in entry for entry in last) for key in ("saturated_fraction", "inactive_fraction")}

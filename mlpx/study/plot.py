@@ -120,6 +120,16 @@ def misclassified(x, y_true, y_pred, path, class_names: Sequence[str] | None = N
     return _save(fig, path)
 
 
+def _mean_and_band(ax, xs, values, label: str, lw: float) -> None:
+    """One configuration's line: the mean over seeds (``values``: one row per seed) and, with several seeds, their
+    min-max band in the line's colour."""
+    seeds, length = values.shape
+    line, = ax.plot(xs, values.mean(axis=0), lw=lw, marker="o" if length <= 30 else None, ms=3,
+                    label=label if seeds == 1 else f"{label} (mean of {seeds} seeds)")
+    if seeds > 1:
+        ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+
+
 def compare(runs: Mapping[str, Sequence], path, key: str = "loss", title: str | None = None,
             ylabel: str | None = None, x_key: str | None = None, xlabel: str = "epoch", log_y: bool = False) -> Path:
     """Overlay several configurations: ``runs`` maps a label to a list of histories (one per seed); each is drawn
@@ -133,11 +143,7 @@ def compare(runs: Mapping[str, Sequence], path, key: str = "loss", title: str | 
             continue
         values = np.array([s[:length] for s in series], dtype=float)
         xs = np.array(_get(histories[0], x_key)[:length]) if x_key else np.arange(1, length + 1)
-        mean = values.mean(axis=0)
-        line, = ax.plot(xs, mean, lw=1.4, marker="o" if length <= 30 else None, ms=3,
-                        label=label if len(series) == 1 else f"{label} (mean of {len(series)} seeds)")
-        if len(series) > 1:
-            ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+        _mean_and_band(ax, xs, values, label, lw=1.4)
     ax.set(xlabel=xlabel, ylabel=ylabel or key, title=title or f"{key} by configuration")
     if log_y and ax.lines:
         ax.set_yscale("log")
@@ -168,9 +174,9 @@ def layer_curves(history, path, key: str = "grad_norm", layer_sizes: Sequence[in
     """One line per layer of the per-layer statistic ``key`` ('grad_norm', 'update_ratio', 'saturated_fraction',
     ...) over the log points' iterations; ``hidden_only`` leaves out the output layer. ``ylim`` (a fraction's
     (0, 1)) sets the bottom and caps the top, which follows the data so that small fractions stay visible."""
-    from ..diagnostics import layer_label
+    from ..diagnostics import layer_label, recorded_points
 
-    stats = [p for p in _get(history, "layer_stats") if p]
+    stats = recorded_points(history)
     n_layers = len(stats[-1]) if stats else 0
     layers = range(n_layers - 1 if hidden_only else n_layers)
     fig = _figure()
@@ -249,13 +255,10 @@ def compare_layers(runs: Mapping[str, Sequence], path, key: str = "grad_norm", t
                    ylabel: str | None = None, log_y: bool = True) -> Path:
     """Overlay configurations (``runs``: label -> histories, one per seed) for the first and the last hidden
     layer's statistic ``key`` over iterations, one panel each: the mean over seeds, shaded min-max."""
-    from ..diagnostics import series
+    from ..diagnostics import recorded_points, series
 
-    n_layers = 0
-    for histories in runs.values():
-        for h in histories:
-            points = [p for p in _get(h, "layer_stats") if p]
-            n_layers = max(n_layers, len(points[-1]) if points else 0)
+    n_layers = max((len(points[-1]) for histories in runs.values() for h in histories
+                    if (points := recorded_points(h))), default=0)
     panels = [(0, "first hidden layer")] + ([(n_layers - 2, "last hidden layer")] if n_layers > 2 else [])
     fig = _figure(6.5 * len(panels), 5)
     for slot, (layer, name) in enumerate(panels):
@@ -266,11 +269,7 @@ def compare_layers(runs: Mapping[str, Sequence], path, key: str = "grad_norm", t
             if length == 0:
                 continue
             values = np.array([ys[:length] for _, ys in pairs], dtype=float)
-            xs = pairs[0][0][:length]
-            line, = ax.plot(xs, values.mean(axis=0), lw=1.3, marker="o" if length <= 30 else None, ms=3,
-                            label=label if len(pairs) == 1 else f"{label} (mean of {len(pairs)} seeds)")
-            if len(pairs) > 1:
-                ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+            _mean_and_band(ax, pairs[0][0][:length], values, label, lw=1.3)
         ax.set(xlabel="iteration", ylabel=ylabel or key.replace("_", " "), title=f"{name} (weight layer {layer + 1})")
         if log_y and ax.lines:
             ax.set_yscale("log")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import metrics
 from .._io import atomic_write_text
+from ..diagnostics import has_layer_stats
 
 PLOTS = {"iteration_loss": "loss_per_iteration.png", "loss": "loss_per_epoch.png",
          "accuracy": "accuracy_per_epoch.png", "confusion": "confusion_matrix.png",
@@ -85,10 +86,10 @@ def markdown_report(title: str, evaluation: dict, class_names: Sequence[str], co
               "## Confusion matrix (test set)", "", "Rows are true classes, columns predicted classes.", "",
               confusion_table(evaluation["confusion_matrix"], class_names), "",
               "## Classification report (test set)", "", report_table(evaluation["classification_report"]), ""]
-    if history and history.get("layer_stats"):
+    if history:
         from ..diagnostics import markdown_table
 
-        table = markdown_table(history, layer_sizes)
+        table = markdown_table(history, layer_sizes)  # '' when no log point recorded layer statistics
         if table:
             parts += ["## Inside the network (per-layer diagnostics)", "", table, ""]
     if plots:
@@ -139,7 +140,7 @@ def write_run_files(folder, model, data, history: dict, config: dict | None, tit
         if history.get("accuracy"):
             plots["accuracy per epoch"] = plot.epoch_curves(history, folder / PLOTS["accuracy"], "accuracy",
                                                             val_label=val_label)
-    if history and any(history.get("layer_stats") or []):
+    if history and has_layer_stats(history):
         plots.update(_diagnostics_plots(plot, folder, model, history))
     plots["confusion matrix"] = plot.confusion_matrix(test["confusion_matrix"], folder / PLOTS["confusion"], names,
                                                       title=f"Confusion matrix, {data.name} test set")

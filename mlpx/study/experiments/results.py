@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 
 from ..._io import atomic_write_text
+from ...diagnostics import has_layer_stats
 
 NUMBERS = ("test_accuracy", "train_accuracy", "train_loss", "test_loss", "seconds")
 PLOTS = {  # file: (history key, x key, y label, title, log scale)
@@ -29,7 +30,7 @@ LAYER_PLOT = "gradient_norms_per_layer.png"  # from the runs' History.layer_stat
 
 
 def _has_layer_stats(results: list[dict]) -> bool:
-    return any(any(run.get("history", {}).get("layer_stats") or []) for run in results)
+    return any(has_layer_stats(run.get("history", {})) for run in results)
 
 
 def summarize(results: list[dict]) -> list[dict]:
