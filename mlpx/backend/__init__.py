@@ -153,6 +153,12 @@ def cpu_ops() -> NumpyOps:
     return NumpyOps()
 
 
+def _kernels_cannot_run(err: Exception) -> str:
+    """The cause when CuPy sees a GPU but building or compiling mlpx's kernels fails (missing cuBLAS or NVRTC,
+    a compile error)."""
+    return f"CuPy sees a GPU but mlpx's kernels cannot run: {type(err).__name__}: {err}"
+
+
 def require_gpu() -> None:
     """Fail loudly, with the cause, unless the CuPy backend can run here (its kernels are compiled to be sure)."""
     usable, why = cupy_status()
@@ -161,8 +167,7 @@ def require_gpu() -> None:
     try:
         get_ops("cupy").warmup()
     except Exception as err:  # missing cuBLAS/NVRTC libraries, compile errors: say which
-        raise RuntimeError(f"mlpx.require_gpu(): CuPy sees a GPU but mlpx's kernels cannot run: "
-                           f"{type(err).__name__}: {err}") from err
+        raise RuntimeError(f"mlpx.require_gpu(): {_kernels_cannot_run(err)}") from err
 
 
 def warmup(backend=None) -> dict:
@@ -218,7 +223,7 @@ def backend_report() -> dict:
             report["gpu"] = ops.device.describe()
             seconds = ops.warmup()
         except Exception as err:  # a library or a compile that fails only now: report it, never a traceback
-            report["cupy"] = f"unavailable: CuPy sees a GPU but mlpx's kernels cannot run: {type(err).__name__}: {err}"
+            report["cupy"] = f"unavailable: {_kernels_cannot_run(err)}"
             return report
         report["kernel_compile_seconds"] = round(ops.device.compile_seconds if ops.device.compile_seconds
                                                  is not None else seconds, 3)
