@@ -1,7 +1,37 @@
-"""Test configuration: the `slow` marker is opt-in (--runslow); `gpu` tests run only where CuPy sees a GPU."""
+"""Test configuration: the `slow` marker is opt-in (--runslow); `gpu` tests run only where CuPy sees a GPU.
+
+Also shared by the test modules (``from conftest import make_ops, needs_gxx``): the backends' ops objects by name,
+and the skip marker of the tests that build the CPU emulation of the CUDA kernels with g++."""
 import os
 
 import pytest
+
+from mlpx.backend import emulated
+
+NO_GXX = "no C++ compiler (g++) for the kernel emulation"
+needs_gxx = pytest.mark.skipif(emulated.compiler() is None, reason=NO_GXX)
+
+
+def make_ops(name):
+    """A new ops object of a backend under test: "numpy" (the reference, NumpyOps), "numba", "emulated" (CupyOps over
+    the CPU emulation of the CUDA kernels) or "cupy" (a GPU); skips the test when Numba or g++ is missing."""
+    if name == "numpy":
+        from mlpx.backend.numpy_ops import NumpyOps
+
+        return NumpyOps()
+    if name == "numba":
+        return pytest.importorskip("mlpx.backend.numba_ops").NumbaOps()
+    if name == "emulated":
+        if emulated.compiler() is None:
+            pytest.skip(NO_GXX)
+        from mlpx.backend.cupy_ops import make_emulated_ops
+
+        return make_emulated_ops()
+    if name == "cupy":
+        from mlpx.backend.cupy_ops import make_cupy_ops
+
+        return make_cupy_ops()
+    raise ValueError(f"unknown backend {name!r}")
 
 
 def pytest_addoption(parser):

@@ -16,6 +16,8 @@ from mlpx.backend import kernel_sources
 from mlpx.backend.cupy_ops import ACT_CODES, CupyOps
 from mlpx.backend.numpy_ops import NumpyOps
 
+from conftest import make_ops
+
 try:
     from mlpx.backend.numba_ops import NumbaOps
 except ImportError:  # Numba not installed
@@ -28,19 +30,9 @@ REFERENCE = NumpyOps()
 
 
 def _make_ops(kind):
-    if kind == "numpy":
-        return NumpyOps()
-    if kind == "cupy":
-        from mlpx.backend.cupy_ops import make_cupy_ops
-
-        return make_cupy_ops()
-    from mlpx.backend.emulated import compiler
-
-    if compiler() is None:
-        pytest.skip("no C++ compiler (g++): the CPU emulation of the kernels cannot be built")
-    from mlpx.backend.cupy_ops import make_emulated_ops
-
-    ops = make_emulated_ops()
+    if kind in ("numpy", "cupy"):
+        return make_ops(kind)
+    ops = make_ops("emulated")
     if kind == "emulated-strided":
         ops = CupyOps(ops.device, max_blocks=2)
         ops.device.set_reverse_thread_order(True)

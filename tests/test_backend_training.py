@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 import mlpx
-from mlpx.backend import emulated, step_counts
+from mlpx.backend import step_counts
 from mlpx.backend.cupy_ops import make_emulated_ops
 
-pytestmark = pytest.mark.skipif(emulated.compiler() is None, reason="no C++ compiler (g++) for the kernel emulation")
+from conftest import needs_gxx
+
+pytestmark = needs_gxx
 
 
 @pytest.fixture(scope="module")

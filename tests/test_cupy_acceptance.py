@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from mlpx.backend import emulated
+from conftest import needs_gxx
 
 
-@pytest.mark.skipif(emulated.compiler() is None, reason="no C++ compiler (g++) for the emulated device")
+@needs_gxx
 def test_the_acceptance_run_on_the_emulated_device_writes_its_report(tmp_path):
     if not os.environ.get("MLPX_DATA_DIR"):
         pytest.skip("MLPX_DATA_DIR is not set: point it at a folder with the MNIST IDX files")

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 import mlpx
-from mlpx.backend import device, emulated, get_ops
+from mlpx.backend import device, get_ops
 from mlpx.backend.cupy_ops import CupyOps, make_emulated_ops
 
-pytestmark = pytest.mark.skipif(emulated.compiler() is None, reason="no C++ compiler (g++) for the emulated device")
+from conftest import needs_gxx
+
+pytestmark = needs_gxx
 
 
 def _trained(backend, optimizer="adam"):

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 import mlpx
-from mlpx.backend import emulated
 from mlpx.backend.numpy_ops import NumpyOps
 from mlpx.callbacks import EarlyStopping
 from mlpx.checkpoint import load_checkpoint
 from mlpx.optim import SGD, Adam, RMSProp
 from mlpx.training import fit
+
+from conftest import needs_gxx
 
 try:
     import numba  # noqa: F401
@@ -31,8 +32,7 @@ OPTIMIZERS = {"sgd": SGD(lr=0.1), "momentum": SGD(lr=0.1, momentum=0.9),
               "rmsprop": RMSProp(momentum=0.5, centered=True), "adam": Adam()}
 BACKENDS = [pytest.param("reference", id="numpy-reference"),
             pytest.param("numba", id="numba", marks=pytest.mark.skipif(numba is None, reason="Numba not installed")),
-            pytest.param("emulated", id="emulated", marks=pytest.mark.skipif(
-                emulated.compiler() is None, reason="no C++ compiler (g++) for the kernel emulation"))]
+            pytest.param("emulated", id="emulated", marks=needs_gxx)]
 
 
 def _entries(path) -> dict:

@@ -8,6 +8,8 @@ import pytest
 
 from mlpx.backend import emulated, kernel_sources
 
+from conftest import needs_gxx
+
 ARCHS = ("80", "90")
 
 
@@ -51,9 +53,8 @@ def private_kernels(tmp_path, monkeypatch):
     kernel_sources.combined_source.cache_clear()
 
 
+@needs_gxx
 def test_cpu_build_is_cached_and_rebuilt_when_a_source_changes(private_kernels):
-    if emulated.compiler() is None:
-        pytest.skip("no C++ compiler (g++)")
     first, seconds = emulated.build_library()
     assert first.is_file() and seconds > 0
     again, seconds_again = emulated.build_library()
@@ -66,9 +67,8 @@ def test_cpu_build_is_cached_and_rebuilt_when_a_source_changes(private_kernels):
     assert sorted(p.name for p in rebuilt.parent.iterdir()) == sorted([first.name, rebuilt.name])  # no leftovers
 
 
+@needs_gxx
 def test_cpu_build_failure_shows_the_compiler_error(private_kernels):
-    if emulated.compiler() is None:
-        pytest.skip("no C++ compiler (g++)")
     (private_kernels / "gather.cu").write_text("this is not C++;\n")
     kernel_sources.combined_source.cache_clear()
     with pytest.raises(RuntimeError, match="compiling the kernels for the CPU failed"):

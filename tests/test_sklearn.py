@@ -17,6 +17,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from mlpx.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+from conftest import needs_gxx  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -187,14 +189,10 @@ def test_convergence_warning_when_max_iter_is_reached():
             MLPClassifier(max_iter=3, backend="numpy").fit(x, y)
 
 
-@pytest.mark.parametrize("backend", ["emulated", pytest.param("cupy", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("backend", [pytest.param("emulated", marks=needs_gxx),
+                                     pytest.param("cupy", marks=pytest.mark.gpu)])
 def test_weighted_training_matches_numpy_on_kernel_backends(backend):
     """Sample weights (row scaling, weighted loss through ops.xp) run the same on the CUDA kernels' backends."""
-    if backend == "emulated":
-        from mlpx.backend.emulated import compiler
-
-        if compiler() is None:
-            pytest.skip("no C++ compiler (g++): the CPU emulation of the kernels cannot be built")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(90, 5))
     w = rng.integers(0, 4, size=90).astype(float)
