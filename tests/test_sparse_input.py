@@ -41,7 +41,7 @@ def test_kernels_match_reference(dtype, rows, cols, width, density, parallel):
     b = si.SparseBatch(rows, cols, dtype).build(x)
     assert b.nnz == np.count_nonzero(x)
     out = np.full((rows, width), np.nan, dtype)
-    forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    forward(b.row_ptr, b.col_idx, b.row_val, w, out, np.empty_like(out))
     np.testing.assert_allclose(out, si.reference_forward(x, w, np.empty_like(out)), rtol=tol, atol=tol)
     np.testing.assert_allclose(out, x @ w, rtol=tol, atol=tol)
     dw = np.full((cols, width), np.nan, dtype)
@@ -59,6 +59,25 @@ def test_kernels_match_reference(dtype, rows, cols, width, density, parallel):
         untouched = ~(x != 0).any(axis=0)
         if beta == 1.0:  # rows of pixels zero in the whole batch are not touched at all
             np.testing.assert_array_equal(w_sparse[untouched], w[untouched])
+
+
+@pytest.mark.parametrize("rows, cols, width", [(64, 784, 500), (17, 41, 13), (4, 7, 3)])
+def test_forward_sums_the_same_parts_on_one_thread_and_two(rows, cols, width):
+    """The forward adds each row's lower and upper parts (pixels below / from _upper_start on) last, serially or
+    with the parts on two threads: the same bits; rows with nonzeros on one side of the split only included."""
+    rng = np.random.default_rng(cols)
+    x = _sparse_x(rng, rows, cols, 0.3, np.float32)
+    split = si._upper_start(cols)
+    x[0, split:] = 0                                   # lower part only
+    x[-1, :split] = 0                                  # upper part only (empty when the split is past the end)
+    w = rng.standard_normal((cols, width)).astype(np.float32)
+    b = si.SparseBatch(rows, cols, np.float32).build(x)
+    serial, parallel = (np.full((rows, width), np.nan, np.float32) for _ in range(2))
+    si.forward(b.row_ptr, b.col_idx, b.row_val, w, serial, np.full_like(serial, np.nan))
+    si.forward_parallel(b.row_ptr, b.col_idx, b.row_val, w, parallel, np.full_like(parallel, np.nan))
+    np.testing.assert_array_equal(serial, parallel)
+    np.testing.assert_allclose(serial, x @ w, rtol=1e-5, atol=1e-5)
+    assert split == (400 if cols == 784 else 32 if cols == 41 else cols)
 
 
 def _touched_pairs(x):
@@ -82,7 +101,7 @@ def test_half_empty_pairs_and_an_odd_last_pixel(parallel):
     b = si.SparseBatch(6, 7, np.float64).build(x)
     assert b.nnz == 7
     out = np.empty((6, 4))
-    forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    forward(b.row_ptr, b.col_idx, b.row_val, w, out, np.empty_like(out))
     np.testing.assert_allclose(out, x @ w, rtol=1e-15, atol=0)
     dw, dirty = np.full((7, 4), np.nan), np.ones(7, np.bool_)
     weight_grad(*b.pair_lists, delta, dw, dirty)
@@ -106,7 +125,7 @@ def test_parallel_twins_give_the_same_bits(dtype):
     for parallel in (False, True):
         forward, weight_grad, weight_update = _kernels(parallel)
         out, dw, w2 = np.empty((64, 500), dtype), np.empty((784, 500), dtype), w.copy()
-        forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+        forward(b.row_ptr, b.col_idx, b.row_val, w, out, np.empty_like(out))
         weight_grad(*b.pair_lists, delta, dw, np.ones(784, np.bool_))
         weight_update(*b.pair_lists, delta, w2, -0.01, 0.999)
         results.append((out, dw, w2))
@@ -130,7 +149,7 @@ def test_single_nonzero_and_dirty_rows_across_batches():
     out = np.empty((3, 4))
     w = rng.standard_normal((9, 4))
     b.build(x)
-    si.forward(b.row_ptr, b.col_idx, b.row_val, w, out)
+    si.forward(b.row_ptr, b.col_idx, b.row_val, w, out, np.empty_like(out))
     np.testing.assert_array_equal(out, x @ w)  # one product per element: exact
 
 

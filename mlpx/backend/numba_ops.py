@@ -61,7 +61,7 @@ class NumbaOps(NumpyOps):
         check_shapes("sparse_forward", (batch.shape[0], w_io.shape[1]), out=out)
         check_shapes("sparse_forward", (batch.shape[1], w_io.shape[1]), w_io=w_io)
         kernel = si.forward_parallel if blas_pool.sharing() else si.forward
-        kernel(batch.row_ptr, batch.col_idx, batch.row_val, w_io, out)
+        kernel(batch.row_ptr, batch.col_idx, batch.row_val, w_io, out, batch.scratch_like(out))
         return out
 
     def sparse_weight_grad(self, batch, delta_bo, dw_io, dirty):

@@ -96,6 +96,13 @@ class SparseBatch:
         self.pair_row, self.pair_val = np.zeros(pairs, np.int64), np.zeros((pairs, 2), dtype)
         self.scan_pair, self.scan_val = np.zeros(pairs, np.int64), np.zeros((pairs, 2), dtype)
         self.nnz = 0
+        self._scratch = None
+
+    def scratch_like(self, out):
+        """A scratch array of ``out``'s shape and dtype (the sparse forward's upper parts), kept between steps."""
+        if self._scratch is None or self._scratch.shape != out.shape or self._scratch.dtype != out.dtype:
+            self._scratch = np.empty_like(out)
+        return self._scratch
 
     def build(self, x_bi) -> "SparseBatch":
         """The lists of the batch ``x_bi`` (a NumPy array of this batch's shape and dtype)."""

@@ -9,7 +9,15 @@ pixels contribute to either, so these kernels do the work of the nonzeros alone:
 - ``forward``: ``out[i, :] = sum over the row's nonzeros j (ascending) of x[i, j] W1[j, :]``, four nonzeros per
   pass over the output row (the same additions in the same order as one at a time, a quarter of the output row's
   loads and stores; measured at batch 64 on MNIST, float32, one thread: 250 us against 365 us one at a time and
-  377 us in 128-column panels, dense OpenBLAS 556 us);
+  377 us in 128-column panels, dense OpenBLAS 556 us), in two parts added last: the pixels below
+  :func:`_upper_start` (where the folded update's second half of chunks begins: pixel 400 of 784) and those from it
+  on. Why: with two threads the parallel twins then split W1 alike, rows below 400 on one core in both the forward
+  and the update, the others on the other core. Split by batch rows, as it was, the forward had both cores read
+  every touched row of W1 and the update's writes then moved half of them between the cores' caches: alone the
+  parallel update took 150 us, after each parallel forward 190-220 us (a one-off script, 64 MNIST batches). Measured
+  by epochs (MNIST, SGD, interleaved with the row-split forward, median of paired ratios): 2 threads 0.94-0.95x
+  (2 runs of 9 and 13 rounds), Adam 0.94-0.97x; 1 thread, where the serial forward only pays the second part's
+  pass (+3%, ~5-9 us a step): 0.99-1.04x in 3 runs, within this machine's noise;
 - ``weight_grad``: ``dW1[j, :] = sum over the batch rows i with x[i, j] != 0 (ascending) of x[i, j] delta[i, :]``
   for the pixels j with a nonzero in the batch, two neighbouring pixels at a time (pixels 2p and 2p + 1, from the
   pair lists): each delta row is loaded once for both, and a pixel that is zero in a row adds 0 * delta (the same
@@ -26,20 +34,22 @@ pixels contribute to either, so these kernels do the work of the nonzeros alone:
   into W1, the product summed pair by pair as in the weight gradient: rows whose pair is zero in the whole batch
   are scaled by beta, or not touched at all when beta is 1 (no weight decay).
 
-Each output element is one sum in a fixed order (ascending pixel, or ascending batch row), whatever the chunk or
-the thread that computes it: the results are the same bits on every run and with any thread count. The sums are not
+Each output element is one sum in a fixed order (ascending pixel, in the forward's two fixed parts; or ascending
+batch row), whatever the chunk or the thread that computes it: the results are the same bits on every run and with
+any thread count. The sums are not
 BLAS's (different order, no fused multiply-add), so the sparse path agrees with the dense one to rounding, not to
 the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5). Fused
 multiply-adds (Numba's ``fastmath={"contract"}``) were tried and gained nothing (within 2%): these loops wait on
 loading W1's and delta's rows, not on arithmetic.
 
-Each kernel has a ``*_parallel`` twin (prange over the batch rows in the forward, over ``CHUNKS`` chunks of pixel
-pairs in the weight gradient and the folded update, one scratch pair per chunk) for use while
+Each kernel has a ``*_parallel`` twin (prange over the forward's two parts, then over its rows for the final
+addition; over ``CHUNKS`` chunks of pixel pairs in the weight gradient and the folded update, one scratch pair per
+chunk; Numba's static schedule gives each of two threads one contiguous half of the chunks) for use while
 mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` arranges whenever the sparse path
 trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
 OpenBLAS's spinning workers (see numba_kernels.py). Measured on the 2 cores (bench/sparse_ops.py --threads 2, with
-and without --parallel, 64 MNIST images): weight gradient 207 -> 129 us, folded update 202 -> 110 us, forward with the
-batch's index 332 -> 272 us (the index build, 74-105 us of it, is serial). The ``reference_*`` functions are the same
+and without --parallel, 64 MNIST images, before the forward's two parts): weight gradient 207 -> 129 us, folded
+update 202 -> 110 us, forward with the batch's index 332 -> 272 us (the index build, 74-105 us of it, is serial). The ``reference_*`` functions are the same
 ops in plain NumPy, the definition the kernels are tested against; the NumPy reference backend (NumpyOps,
 ``MLPX_NUMBA=0``) and the GPU backends train dense.
 
@@ -76,29 +86,73 @@ CROSSOVER_DENSITY = 0.30
 
 
 # ---- Numba kernels -----------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _upper_start(n_in):
+    """The first pixel of the forward's upper part: where the folded update's chunks CHUNKS // 2 .. CHUNKS - 1
+    begin (n_in when that is past the last pixel)."""
+    chunk = ((n_in + 1) // 2 + CHUNKS - 1) // CHUNKS
+    return min(n_in, 2 * chunk * (CHUNKS // 2))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _row_sum(k, stop, row_val, col_idx, w_io, o):
+    """o = the sum of row_val[k] W[col_idx[k]] over [k, stop), added one by one to 0 in list order, four nonzeros
+    per pass over o (the same additions in the same order as one at a time, a quarter of o's loads and stores)."""
+    cols = o.shape[0]
+    for c in range(cols):
+        o[c] = 0
+    while k + 4 <= stop:
+        v0, v1, v2, v3 = row_val[k], row_val[k + 1], row_val[k + 2], row_val[k + 3]
+        w0, w1, w2, w3 = w_io[col_idx[k]], w_io[col_idx[k + 1]], w_io[col_idx[k + 2]], w_io[col_idx[k + 3]]
+        for c in range(cols):
+            o[c] = (((o[c] + v0 * w0[c]) + v1 * w1[c]) + v2 * w2[c]) + v3 * w3[c]
+        k += 4
+    while k < stop:
+        v0, w0 = row_val[k], w_io[col_idx[k]]
+        for c in range(cols):
+            o[c] = o[c] + v0 * w0[c]
+        k += 1
+
+
 @njit(cache=True, error_model="numpy")
-def forward(row_ptr, col_idx, row_val, w_io, out_bo):
-    """out = x @ W from x's row lists: each output element is the sum over the row's nonzeros, ascending pixel,
-    added one by one to 0 (four nonzeros per pass over the output row: the same additions in the same order, with
-    a quarter of the output loads and stores)."""
+def forward(row_ptr, col_idx, row_val, w_io, out_bo, upper_bo):
+    """out = x @ W from x's row lists, in two parts added last: out[i] = (sum over the row's nonzeros below
+    :func:`_upper_start`) + (sum over those from it on), each summed as in :func:`_row_sum`. ``upper_bo`` is scratch
+    of out's shape (this serial kernel uses one row of it; :func:`forward_parallel`, the same sums, all of it)."""
     rows = row_ptr.shape[0] - 1
     cols = w_io.shape[1]
-    for i in prange(rows):
+    split = _upper_start(w_io.shape[0])
+    upper = upper_bo[0]
+    for i in range(rows):
+        start, stop = row_ptr[i], row_ptr[i + 1]
+        mid = start + np.searchsorted(col_idx[start:stop], split)
         o = out_bo[i]
+        _row_sum(start, mid, row_val, col_idx, w_io, o)
+        _row_sum(mid, stop, row_val, col_idx, w_io, upper)
         for c in range(cols):
-            o[c] = 0
-        k, stop = row_ptr[i], row_ptr[i + 1]
-        while k + 4 <= stop:
-            v0, v1, v2, v3 = row_val[k], row_val[k + 1], row_val[k + 2], row_val[k + 3]
-            w0, w1, w2, w3 = w_io[col_idx[k]], w_io[col_idx[k + 1]], w_io[col_idx[k + 2]], w_io[col_idx[k + 3]]
-            for c in range(cols):
-                o[c] = (((o[c] + v0 * w0[c]) + v1 * w1[c]) + v2 * w2[c]) + v3 * w3[c]
-            k += 4
-        while k < stop:
-            v0, w0 = row_val[k], w_io[col_idx[k]]
-            for c in range(cols):
-                o[c] = o[c] + v0 * w0[c]
-            k += 1
+            o[c] = o[c] + upper[c]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def forward_parallel(row_ptr, col_idx, row_val, w_io, out_bo, upper_bo):
+    """:func:`forward`'s sums, the lower parts of all rows on one thread and the upper parts on another: with the
+    folded update's chunks split the same way, each core reads and writes only its own rows of W1 (see the module
+    docstring)."""
+    rows = row_ptr.shape[0] - 1
+    cols = w_io.shape[1]
+    split = _upper_start(w_io.shape[0])
+    for part in prange(2):
+        for i in range(rows):
+            start, stop = row_ptr[i], row_ptr[i + 1]
+            mid = start + np.searchsorted(col_idx[start:stop], split)
+            if part == 0:
+                _row_sum(start, mid, row_val, col_idx, w_io, out_bo[i])
+            else:
+                _row_sum(mid, stop, row_val, col_idx, w_io, upper_bo[i])
+    for i in prange(rows):
+        o, upper = out_bo[i], upper_bo[i]
+        for c in range(cols):
+            o[c] = o[c] + upper[c]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -195,7 +249,6 @@ def weight_update(pair_ptr, pair_row, pair_val, delta_bo, w_io, alpha, beta):
 
 
 # parallel=True builds under their own names (Numba's disk cache keys entries by name; see numba_kernels)
-forward_parallel = parallel_twin(forward)
 weight_grad_parallel = parallel_twin(weight_grad)
 weight_update_parallel = parallel_twin(weight_update)
 
