@@ -85,7 +85,7 @@ def build_index(x_bi, row_ptr, col_idx, row_val, pair_ptr, pair_row, pair_val, s
 class SparseBatch:
     """The nonzero lists of one batch (preallocated for a batch size, input size and dtype; rebuilt every step):
     by row (``row_ptr``, ``col_idx``, ``row_val``) and by pixel pair (``pair_ptr``, ``pair_row``, ``pair_val``);
-    the ``scan_*`` arrays are the build's scratch."""
+    the ``scan_*`` arrays are the build's scratch, :meth:`scratch_like` the sparse forward's."""
 
     def __init__(self, rows: int, cols: int, dtype):
         size, pairs = rows * cols + 1, rows * ((cols + 1) // 2) + 1

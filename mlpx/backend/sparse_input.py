@@ -36,11 +36,10 @@ pixels contribute to either, so these kernels do the work of the nonzeros alone:
 
 Each output element is one sum in a fixed order (ascending pixel, in the forward's two fixed parts; or ascending
 batch row), whatever the chunk or the thread that computes it: the results are the same bits on every run and with
-any thread count. The sums are not
-BLAS's (different order, no fused multiply-add), so the sparse path agrees with the dense one to rounding, not to
-the bit (tested: float64 weights after 100 MNIST steps within 1e-12 relative, float32 within 1e-5). Fused
-multiply-adds (Numba's ``fastmath={"contract"}``) were tried and gained nothing (within 2%): these loops wait on
-loading W1's and delta's rows, not on arithmetic.
+any thread count. The sums are not BLAS's (different order, no fused multiply-add), so the sparse path agrees
+with the dense one to rounding, not to the bit (tested: float64 weights after 100 MNIST steps within 1e-12
+relative, float32 within 1e-5). Fused multiply-adds (Numba's ``fastmath={"contract"}``) were tried and gained
+nothing (within 2%): these loops wait on loading W1's and delta's rows, not on arithmetic.
 
 Each kernel has a ``*_parallel`` twin (prange over the forward's two parts, then over its rows for the final
 addition; over ``CHUNKS`` chunks of pixel pairs in the weight gradient and the folded update, one scratch pair per
@@ -49,9 +48,9 @@ mlpx.backend.blas_pool runs OpenBLAS's jobs on Numba's threads, which ``fit`` ar
 trains, plain SGD included (mlpx.policy.share_blas_threads); outside that, a parallel Numba kernel would meet
 OpenBLAS's spinning workers (see numba_kernels.py). Measured on the 2 cores (bench/sparse_ops.py --threads 2, with
 and without --parallel, 64 MNIST images, before the forward's two parts): weight gradient 207 -> 129 us, folded
-update 202 -> 110 us, forward with the batch's index 332 -> 272 us (the index build, 74-105 us of it, is serial). The ``reference_*`` functions are the same
-ops in plain NumPy, the definition the kernels are tested against; the NumPy reference backend (NumpyOps,
-``MLPX_NUMBA=0``) and the GPU backends train dense.
+update 202 -> 110 us, forward with the batch's index 332 -> 272 us (the index build, 74-105 us of it, is serial).
+The ``reference_*`` functions are the same ops in plain NumPy, the definition the kernels are tested against; the
+NumPy reference backend (NumpyOps, ``MLPX_NUMBA=0``) and the GPU backends train dense.
 
 The density below which the sparse path is faster (``CROSSOVER_DENSITY``) was measured on this project's
 development machine with one thread (bench/sparse_ops.py --crossover), see the constant.
@@ -87,11 +86,16 @@ CROSSOVER_DENSITY = 0.30
 
 # ---- Numba kernels -----------------------------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy", inline="always")
+def _pairs_per_chunk(n_in):
+    """How many pixel pairs each of the ``CHUNKS`` chunks of the weight gradient and the folded update holds."""
+    return ((n_in + 1) // 2 + CHUNKS - 1) // CHUNKS
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _upper_start(n_in):
-    """The first pixel of the forward's upper part: where the folded update's chunks CHUNKS // 2 .. CHUNKS - 1
-    begin (n_in when that is past the last pixel)."""
-    chunk = ((n_in + 1) // 2 + CHUNKS - 1) // CHUNKS
-    return min(n_in, 2 * chunk * (CHUNKS // 2))
+    """The first pixel of the forward's upper part: where the chunks CHUNKS // 2 .. CHUNKS - 1 of the weight
+    gradient and the folded update begin (n_in when that is past the last pixel)."""
+    return min(n_in, 2 * _pairs_per_chunk(n_in) * (CHUNKS // 2))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -191,7 +195,7 @@ def weight_grad(pair_ptr, pair_row, pair_val, delta_bo, dw_io, dirty):
     Updates ``dirty``."""
     n_in, cols = dw_io.shape
     n_pairs = (n_in + 1) // 2
-    chunk = (n_pairs + CHUNKS - 1) // CHUNKS
+    chunk = _pairs_per_chunk(n_in)
     for part in prange(CHUNKS):
         acc0, acc1, spare = np.empty(cols, dw_io.dtype), np.empty(cols, dw_io.dtype), np.empty(cols, dw_io.dtype)
         for p in range(part * chunk, min(n_pairs, (part + 1) * chunk)):
@@ -223,7 +227,7 @@ def weight_update(pair_ptr, pair_row, pair_val, delta_bo, w_io, alpha, beta):
     cast = w_io.dtype.type
     alpha, beta = cast(alpha), cast(beta)
     scale = beta != 1
-    chunk = (n_pairs + CHUNKS - 1) // CHUNKS
+    chunk = _pairs_per_chunk(n_in)
     for part in prange(CHUNKS):
         # one scratch pair of sums per chunk (and so per thread in the parallel twin), and a spare row standing in
         # for the absent second row of an odd width's last pair
