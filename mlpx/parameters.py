@@ -16,7 +16,6 @@ from . import _checks
 from .backend import get_ops
 
 
-
 def parameter_shapes(layer_sizes) -> list[tuple[int, ...]]:
     """Shapes of [W1, b1, W2, b2, ...] for a network of ``layer_sizes`` (inputs, hidden ..., outputs)."""
     shapes = []
@@ -28,6 +27,7 @@ def parameter_shapes(layer_sizes) -> list[tuple[int, ...]]:
 def weight_names(n_layers: int) -> list[str]:
     """The names of [W1, b1, W2, b2, ...]: the entries of a model file, the words of error messages."""
     return [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"]
+
 
 class Parameters:
     """The flat parameter and gradient buffers of :class:`mlpx.MLP` and their per-layer views."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import metrics
 from .._io import atomic_write_text
-from ..diagnostics import has_layer_stats
+from ..diagnostics import has_layer_stats, markdown_table
 
 PLOTS = {"iteration_loss": "loss_per_iteration.png", "loss": "loss_per_epoch.png",
          "accuracy": "accuracy_per_epoch.png", "confusion": "confusion_matrix.png",
@@ -87,8 +87,6 @@ def markdown_report(title: str, evaluation: dict, class_names: Sequence[str], co
               confusion_table(evaluation["confusion_matrix"], class_names), "",
               "## Classification report (test set)", "", report_table(evaluation["classification_report"]), ""]
     if history:
-        from ..diagnostics import markdown_table
-
         table = markdown_table(history, layer_sizes)  # '' when no log point recorded layer statistics
         if table:
             parts += ["## Inside the network (per-layer diagnostics)", "", table, ""]

@@ -244,12 +244,12 @@ def result_problem(result) -> str | None:
     return None
 
 
-
 def stored_result(result: dict) -> dict:
     """A run's result as the store keeps it and reads it back (what every report then uses, so a reused run and a
     freshly trained one give the same tables): JSON values only, without label and optimizer (per experiment, not
     per run) and libraries (in the fields, as the key says)."""
     return json.loads(json.dumps({k: v for k, v in result.items() if k not in ("label", "optimizer", "libraries")}))
+
 
 class RunStore:
     """A folder of finished runs, ``<key>.json`` each (see the module docstring)."""
