@@ -64,12 +64,24 @@ def cpu_ticks(threads):
 def threads_now():
     return {int(os.path.basename(t)) for t in glob.glob("/proc/self/task/*")} - {os.getpid()}
 
+def settle(threads):
+    # wait until the threads stop running: spinning workers give up after a spin budget of CPU time, which a busy
+    # machine stretches in wall time; settled = their CPU time unchanged over a 0.2 s window
+    last, deadline = cpu_ticks(threads), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_ticks(threads)
+        if now == last:
+            return
+        last = now
+    raise AssertionError(f"threads {sorted(threads)} kept running for 30 s")
+
 a = np.random.default_rng(0).random((400, 400))
 a @ a
 openblas_threads = threads_now()              # Numba's pool does not exist yet
 assert openblas_threads, "OpenBLAS started no worker thread"
 assert blas_pool.unavailable_reason() is None, blas_pool.unavailable_reason()   # starts Numba's pool
-time.sleep(0.5)                               # OpenBLAS's workers stop spinning after ~0.13 s
+settle(openblas_threads)                      # OpenBLAS's workers stop spinning after ~0.13 s (idle machine)
 numba_threads = threads_now() - openblas_threads
 with blas_pool.shared_threads():
     before = cpu_ticks(openblas_threads), cpu_ticks(numba_threads)
@@ -87,11 +99,11 @@ assert cpu_ticks(openblas_threads) - before > 5, "the measurement cannot see Ope
 from mlpx.backend import numba_kernels as nk
 p, g, m, v = (np.random.default_rng(1).random(2_000_000, dtype=np.float32) for _ in range(4))
 args = (0.001, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.0, 1.0, 1e-38)
-# 1500 parallel passes give Numba's worker 2M x 1500 / 2 element updates: 93-115 ticks measured on an idle machine, however
-# fast or busy the machine ~20x the threshold (100 passes gave ~5 ticks and failed by chance)
+# 1500 parallel passes give Numba's worker 2M x 1500 / 2 element updates, CPU time however busy the machine:
+# 93-115 ticks measured, ~20x the threshold (100 passes gave ~5 ticks and failed by chance)
 for kernel, busy, passes in ((nk.adam_update, False, 200), (nk.adam_update_parallel, True, 1500)):
     kernel(p, g, m, v, *args)
-    time.sleep(0.3)
+    settle(numba_threads)                     # Numba's workers done spinning after the warm-up call
     before = cpu_ticks(numba_threads)
     for _ in range(passes):
         kernel(p, g, m, v, *args)
