@@ -168,6 +168,17 @@ def _summary(timer: OpTimer, total: float, epochs: int, n: int, batch: int) -> d
             "wrapper_seconds": wrapper, "steps_per_epoch": steps // epochs}
 
 
+def without_first_layer(prof: dict, floor_seconds: float) -> tuple[float, float]:
+    """(seconds, ratio to the floor) of the epoch minus the sparse first layer's ops (``sparse_*``): what the step
+    would take if that layer cost nothing, the bound on any further first-layer speed-up (0 s and ratio 0 on the
+    dense path, which has no such ops)."""
+    sparse = sum(v["seconds"] for name, v in prof["ops"].items() if name.startswith("sparse_"))
+    if sparse == 0:
+        return 0.0, 0.0
+    rest = prof["epoch_seconds"] - sparse
+    return rest, rest / floor_seconds
+
+
 def markdown(results: dict) -> str:
     floor = results["floor"]
     lines = [f"Epoch of {'-'.join(map(str, LAYERS))} at batch {results['batch']}, {results['threads']} threads, "
@@ -188,6 +199,10 @@ def markdown(results: dict) -> str:
         lines += [f"| Python and everything outside the ops | | {prof['remainder_seconds']:.3f} | "
                   f"{100 * prof['remainder_seconds'] / total:.1f} | | |",
                   f"| (timer overhead, subtracted) | | {prof['wrapper_seconds']:.3f} | | | |", ""]
+        rest, ratio = without_first_layer(prof, floor["epoch_seconds"])
+        if rest:
+            lines += [f"Without the sparse first layer's ops (a first layer that cost nothing): {rest:.3f} s, "
+                      f"{ratio:.2f}x the floor: no first-layer kernel alone can bring the epoch below that.", ""]
     if results.get("gemm_libraries"):
         lines += ["### The same products through NumPy's BLAS and PyTorch's (best of 3 x 10 calls)", "",
                   "| product | NumPy us | PyTorch us | NumPy / PyTorch |", "|---|---:|---:|---:|"]

@@ -8,7 +8,7 @@ import pytest
 
 from bench import compare, report
 from bench.common import LAYERS, n_parameters, scaled_layers
-from bench.profile_step import OpTimer
+from bench.profile_step import OpTimer, without_first_layer
 from bench.studies import scaling_samples
 from bench.worker import Worker
 
@@ -100,6 +100,15 @@ def test_op_timer_charges_exclusive_time_to_nested_ops():
     assert timer.calls == {"outer": 1, "inner": 2}
     assert timer.seconds["outer"] == pytest.approx(0.025) and timer.seconds["inner"] == pytest.approx(0.06)
     assert "outer" not in vars(ops)        # methods restored
+
+
+def test_without_first_layer_subtracts_only_the_sparse_ops():
+    prof = {"epoch_seconds": 1.2, "ops": {"sparse_forward": {"seconds": 0.2}, "sparse_index": {"seconds": 0.1},
+                                          "gemm forward a W": {"seconds": 0.5}}}
+    rest, ratio = without_first_layer(prof, floor_seconds=1.8)
+    assert rest == pytest.approx(0.9) and ratio == pytest.approx(0.5)
+    dense = {"epoch_seconds": 1.2, "ops": {"gemm forward a W": {"seconds": 0.5}}}
+    assert without_first_layer(dense, floor_seconds=1.8) == (0.0, 0.0)
 
 
 def test_scaling_samples_are_whole_batches_and_enough_of_them():
