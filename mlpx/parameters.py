@@ -1,7 +1,7 @@
 """Parameter storage for :class:`mlpx.MLP`: one flat buffer for all weights and biases, one for their gradients,
 per-layer views into both, and what keeps them together (pickling, loading weights, moving to another backend).
 
-A mixin, so that ``model.py`` keeps the forward and backward passes and this module the layout they run on: every
+A mixin, so that ``backprop.py`` keeps the forward and backward passes and this module the layout they run on: every
 optimizer makes one pass over ``params`` (one kernel launch on the GPU), and ``W[l]``, ``b[l]``, ``dW[l]``,
 ``db[l]`` are views, never copies. It builds on the model's ``layer_sizes``, ``dtype`` and ``ops`` (``to`` also on
 its ``optimizer`` and ``choose_input_path``) and imports nothing of the model, so the import graph stays acyclic.
