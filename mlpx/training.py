@@ -6,8 +6,8 @@ batches are gathered into preallocated buffers; loss and accuracy accumulate on 
 once per epoch (or at ``log_every`` points): no host synchronization per step. The per-step Python work is an
 integer test for the log point and a flag test for Ctrl-C.
 
-Safety: a non-finite loss at a read-back stops the run and restores the last weights known to give a finite loss
-(:class:`DivergenceGuard`); Ctrl-C stops at the end of the current step; ``checkpoint=`` writes an atomic
+Safety (:mod:`mlpx.run_guards`): a non-finite loss at a read-back stops the run and restores the last weights
+known to give a finite loss; Ctrl-C stops at the end of the current step. ``checkpoint=`` writes an atomic
 checkpoint after every epoch (:class:`CheckpointWriter`, the file format in :mod:`mlpx.checkpoint`) from which
 :func:`resume` continues the run exactly. :func:`resume` (a checkpoint file) and :func:`continue_run` (a loaded
 checkpoint, as ``mlpx train --resume`` uses it) are the one way a run continues.
@@ -18,75 +18,18 @@ decided once per ``fit`` by :func:`mlpx.policy.training_policy`; the step itself
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
 from . import _checks
-from .callbacks import Callback, check_callbacks  # noqa: F401  (Callback re-exported: mlpx.Callback)
+from .callbacks import check_callbacks
 from .checkpoint import Checkpoint, load_checkpoint, restore_callbacks, save_checkpoint
 from .diagnostics import LayerDiagnostics
 from .history import History  # noqa: F401  (re-exported: mlpx.training.History)
 from .policy import training_policy
-
-
-class DivergenceGuard:
-    """Keeps the last weights known to be good: at each read-back whose loss is finite, the snapshot taken at the
-    previous read-back is confirmed (the first step after it produced a finite loss). Two device copies of the
-    flat parameter buffer per read-back, no extra synchronization."""
-
-    def __init__(self, model):
-        self.model = model
-        self.good = model.params.copy()
-        self.candidate = model.params.copy()
-        self.good_step = self.candidate_step = model.optimizer.step_count
-
-    def check(self, loss_sum: float) -> None:
-        step = self.model.optimizer.step_count
-        if not math.isfinite(loss_sum):
-            raise TrainingDiverged(f"the training loss became {loss_sum} between steps {self.candidate_step} "
-                                   f"and {step}")
-        self.good[...] = self.candidate
-        self.candidate[...] = self.model.params
-        self.good_step, self.candidate_step = self.candidate_step, step
-
-    def restore(self) -> None:
-        self.model.params[...] = self.good
-
-
-class TrainingDiverged(ArithmeticError):
-    """The loss became NaN or infinite (raised inside fit, turned into a clean stop)."""
-
-
-class _StopFlag:
-    requested = False
-
-
-@contextmanager
-def _stop_on_ctrl_c(verbose: int):
-    """First Ctrl-C: finish the current step and stop cleanly; a second one aborts at once (KeyboardInterrupt).
-    Signal handlers can only be installed from the main thread; elsewhere Ctrl-C keeps its usual meaning."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag.requested:
-            raise KeyboardInterrupt
-        flag.requested = True
-        if verbose:
-            print("\nmlpx: Ctrl-C: stopping after this step (press again to abort at once)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
+from .run_guards import DivergenceGuard, TrainingDiverged, stop_on_ctrl_c
 
 
 def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True, verbose=1, callbacks=None,
@@ -120,7 +63,7 @@ def fit(model, x, y, epochs=1, batch_size=64, validation_data=None, shuffle=True
     loop = _Loop(model, x_dev, y_dev, val, batch_size, shuffle, history, log_every, log_val_samples, loop_state,
                  diagnostics=bool(diagnostics), policy=policy)
     writer = None if checkpoint is None else CheckpointWriter(checkpoint, checkpoint_extra)
-    with _stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(policy.share_blas_threads):
+    with stop_on_ctrl_c(verbose) as stop, model.ops.training_threads(policy.share_blas_threads):
         for cb in callbacks:
             cb.on_train_begin(model)
         try:
