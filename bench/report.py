@@ -25,7 +25,7 @@ def table_markdown(results: dict) -> str:
             lines.append(f"| {label} | not run: {why} | | | | | | |")
             continue
         if row.get("scaled"):
-            label += f" (*)"
+            label += " (*)"
             notes.append(f"(*) {row['name']}: timed on {row['samples']} samples per round and scaled to "
                          f"{results['train_samples']} (a full epoch of it takes too long).")
         lines.append(f"| {label} | {row['median_s']:.3f} | {row['min_s']:.3f}-{row['max_s']:.3f} "
@@ -111,7 +111,7 @@ def foreign_sentence(results: dict) -> str:
 
 
 def full_markdown(results: dict) -> str:
-    parts = [f"# Side-by-side benchmark: one training epoch", "",
+    parts = ["# Side-by-side benchmark: one training epoch", "",
              f"Network {'-'.join(map(str, results['network']))}, float32, batch {results['batch']}, SGD lr "
              f"{results['lr']}, {results['train_samples']} training samples ({results['data']}). Median of "
              f"{results['rounds']} interleaved rounds after {results['warmup']} warm-up epoch(s), each system in "

@@ -5,7 +5,6 @@ import functools
 import multiprocessing
 import os
 
-import pytest
 
 from mlpx.study import executors
 

@@ -3,7 +3,6 @@
 Run: ``python -m mlpx.data.make_sample /path/to/folder/with/mnist``. The images are stored unchanged (uint8).
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 
