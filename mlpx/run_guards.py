@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from typing import Iterator
 
 
 class DivergenceGuard:
@@ -25,6 +26,8 @@ class DivergenceGuard:
         self.good_step = self.candidate_step = model.optimizer.step_count
 
     def check(self, loss_sum: float) -> None:
+        """At a read-back: raise :class:`TrainingDiverged` if ``loss_sum`` is not finite, else confirm the last
+        snapshot as good and take a new one."""
         step = self.model.optimizer.step_count
         if not math.isfinite(loss_sum):
             raise TrainingDiverged(f"the training loss became {loss_sum} between steps {self.candidate_step} "
@@ -34,6 +37,7 @@ class DivergenceGuard:
         self.good_step, self.candidate_step = self.candidate_step, step
 
     def restore(self) -> None:
+        """Put the last weights known to be good back into the model."""
         self.model.params[...] = self.good
 
 
@@ -48,7 +52,7 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_ctrl_c(verbose: int):
+def stop_on_ctrl_c(verbose: int) -> Iterator[StopFlag]:
     """First Ctrl-C: finish the current step and stop cleanly; a second one aborts at once (KeyboardInterrupt).
     Signal handlers can only be installed from the main thread; elsewhere Ctrl-C keeps its usual meaning."""
     flag = StopFlag()
