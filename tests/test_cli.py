@@ -87,7 +87,6 @@ def test_evaluate_and_info(offline, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--early-stopping", "3"], "--early-stopping watches the validation loss"),
     (["train", "--optimizer", "adam", "--momentum", "0.9"], "adam has no momentum"),
-    (["train", "--validation-split", "1.5"], "--validation-split"),
     (["train", "--resume", "nowhere"], "expected a run folder with config.json"),
     (["evaluate", "missing.npz"], "model file not found"),
 ])
@@ -99,6 +98,8 @@ def test_bad_arguments_give_clear_errors(offline, capsys, argv, message):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
     (["train", "--lr", "-1"], "argument --lr: must be a finite number > 0, got -1.0"),
+    (["train", "--validation-split", "1.5"], "argument --validation-split: must be a finite number in [0, 1), got 1.5"),
+    (["train", "--validation-split", "nan"], "argument --validation-split: must be a finite number in [0, 1), got nan"),
     (["train", "--activation", "swish"], "invalid choice: 'swish'"),
     (["experiment", "dropout"], "invalid choice: 'dropout'"),
 ])

@@ -50,7 +50,7 @@ def _number(low: float | None = None, high: float | None = None, **open_ends: bo
 
 
 _positive_float = _number(0, low_open=True)
-_fraction = _number(0, 1, high_open=True)  # momentum, betas: in [0, 1)
+_fraction = _number(0, 1, high_open=True)  # momentum, betas, validation split: in [0, 1)
 
 
 def _add_data_options(parser, sample_flag: bool = True, dataset_default: str | None = "mnist") -> None:
@@ -81,7 +81,8 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--weight-decay", type=_number(0), default=0.0, help="L2 weight decay added to the gradient")
     train.add_argument("--epochs", type=_positive_int, default=None, help="epochs in all (default 15)")
     train.add_argument("--batch-size", type=_positive_int, default=64)
-    train.add_argument("--validation-split", type=float, default=0.0, help="fraction of the training set held out")
+    train.add_argument("--validation-split", type=_fraction, default=0.0,
+                       help="fraction of the training set held out, in [0, 1)")
     train.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                        help="stop when the validation loss has not improved for PATIENCE epochs; restore the best")
     train.add_argument("--schedule", default="none", choices=["none", "step", "cosine"], help="learning-rate schedule")

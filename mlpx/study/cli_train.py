@@ -54,8 +54,6 @@ def _new_run(args) -> tuple[dict, Path]:
     config["lr"] = config["lr"] or (0.001 if config["optimizer"] == "adam" else 0.01)
     if config["schedule"] == "step" and config["step_size"] is None:  # the config and report state the one used
         config["step_size"] = default_step_size(config["epochs"])
-    if not 0 <= config["validation_split"] < 1:
-        raise ValueError(f"--validation-split: expected a fraction in [0, 1), got {config['validation_split']}")
     folder = Path(args.out or f"runs/{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (folder / "checkpoint.npz").exists():
         raise FileExistsError(f"{folder} already holds a run: continue it with --resume {folder}, or pick a new --out")
