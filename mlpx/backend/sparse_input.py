@@ -78,9 +78,13 @@ CHUNKS = 16  # chunks of row pairs in the folded update (one scratch pair each; 
 # case (neighbours independent: 1.8 pair entries per nonzero at density 0.2, against 1.17 on MNIST's images), so
 # images break even later. MNIST (0.19) is well inside: 0.60 and 0.40 the dense time (forward, folded SGD);
 # Fashion-MNIST (0.50) outside: 1.59 and 0.88, 1.25x dense together (``--datasets``, same command). Two threads
-# (parallel twins, threads shared as in fit: ``--threads 2 --parallel``) were not swept: the index build stays
-# serial there while the dense products gain ~1.9x, so the two-thread break-even is likely lower than this
-# one-thread value (left open: a per-thread-count constant).
+# (parallel twins, threads shared as in fit: ``--threads 2 --parallel --blocks 21 --reps 60``, 2026-12-02) put the
+# random-pixel break-even lower, near 0.19 (forward + folded SGD 0.69 at 0.1, 1.07 at 0.2; one thread in the same
+# session: 0.78 at 0.2, 1.06 at 0.3), but there the op benchmark misleads: its forward follows a block of dense
+# products, which leave W1 in the other core's cache, and takes ~370 us, against 134-162 us for the same parallel
+# forward in a loop of its own and 159-178 us inside fit's step (bench/profile_step.py). The epoch decides: on MNIST
+# with two threads sparse trains at 1.08-1.14x the floor against 1.27-1.36x dense (docs/benchmarks/results.md).
+# So one constant for every thread count, from the one-thread sweep.
 CROSSOVER_DENSITY = 0.30
 
 
