@@ -58,7 +58,6 @@ def measure(xs, dtype, blocks: int, reps: int, width: int = 500, parallel: bool 
     w = rng.standard_normal((n_in, width)).astype(dtype) * 0.05
     delta = rng.standard_normal((batch, width)).astype(dtype) * 0.01
     out = np.empty((batch, width), dtype)
-    upper = np.empty((batch, width), dtype)  # the forward's scratch
     dw = np.zeros((n_in, width), dtype)
     dirty = np.ones(n_in, np.bool_)
     index = [si.SparseBatch(batch, n_in, dtype).build(x) for x in xs]
@@ -78,7 +77,7 @@ def measure(xs, dtype, blocks: int, reps: int, width: int = 500, parallel: bool 
 
     def sparse_forward(r):
         s = scratch.build(xs[r % n_batches])
-        fwd(s.row_ptr, s.col_idx, s.row_val, w, out, upper)
+        fwd(s.row_ptr, s.col_idx, s.row_val, w, out, s.scratch_like(out))  # as NumbaOps.sparse_forward
 
     def sparse_grad(r):
         s = index[r % n_batches]

@@ -2,8 +2,8 @@
 
 A mixin, so that ``backprop.py`` keeps the training path (forward, loss, backward, the one training step) and this
 module the read-only uses of a network. It builds on what the model and its Backprop mixin define (``_inputs``,
-``_targets``, ``_batch_buffers``, ``_forward``, ``_loss_and_output_delta``) and imports nothing of the model, so the import graph
-stays acyclic. Inference always runs the dense first layer.
+``_targets``, ``_batch_buffers``, ``_forward``, ``_loss_and_output_delta``) and imports nothing of the model, so
+the import graph stays acyclic. Inference always runs the dense first layer.
 """
 from __future__ import annotations
 
