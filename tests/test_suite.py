@@ -16,7 +16,8 @@ import pytest
 from mlpx.study.cli import main
 from mlpx.study.experiments import _data_spec, make_tasks
 from mlpx.study.experiments.schedule import estimate_costs, longest_first
-from mlpx.study.experiments.store import CorruptRunWarning, RunStore, content_key, key_fields
+from mlpx.study.experiments.run_key import content_key, key_fields
+from mlpx.study.experiments.store import CorruptRunWarning, RunStore
 from mlpx.study.experiments.suite import plan, run_suite
 
 NAMES = ["activations", "optimizers"]
@@ -219,7 +220,7 @@ def test_the_autoencoder_study_runs_alone(tmp_path, capsys):
 # Sweeps with a stand-in run function (no training): what the client does with what comes back.
 
 def _fake_result(task, **changes):
-    from mlpx.study.experiments.store import library_identity
+    from mlpx.study.experiments.run_key import library_identity
 
     history = {"loss": [0.5] * task["epochs"], "val_loss": [0.4] * task["epochs"],
                "val_accuracy": [0.9] * task["epochs"], "iterations": [10], "iteration_loss": [0.5],
@@ -342,7 +343,7 @@ def test_runs_finished_before_a_failing_run_are_stored(tmp_path, monkeypatch):
 def test_keys_hold_the_numeric_libraries_and_are_stable(monkeypatch):
     import numpy
 
-    from mlpx.study.experiments import store
+    from mlpx.study.experiments import run_key
 
     entry = _fake_entries()[0]
     fields = key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")
@@ -351,17 +352,17 @@ def test_keys_hold_the_numeric_libraries_and_are_stable(monkeypatch):
     assert libraries["blas"] and {"internal_api", "version", "architecture"} <= set(libraries["blas"][0])
     again = key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")
     assert content_key(again) == content_key(fields) == entry.key  # stable within one environment
-    store.library_identity.cache_clear()
+    run_key.library_identity.cache_clear()
     monkeypatch.setattr(numpy, "__version__", "0.0.1")
     try:
         assert content_key(key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")) != entry.key
-        store.library_identity.cache_clear()
+        run_key.library_identity.cache_clear()
         monkeypatch.undo()
-        monkeypatch.setattr(store, "_blas_identity", lambda: [{"internal_api": "openblas", "version": "9.9",
-                                                               "architecture": "Haswell", "threading_layer": "x"}])
+        monkeypatch.setattr(run_key, "_blas_identity", lambda: [{"internal_api": "openblas", "version": "9.9",
+                                                                 "architecture": "Haswell", "threading_layer": "x"}])
         assert content_key(key_fields(entry.task, data_id=FAKE["data_id"], backend="numba")) != entry.key
     finally:
-        store.library_identity.cache_clear()
+        run_key.library_identity.cache_clear()
 
 
 @pytest.mark.parametrize("change", [{"backend": "cupy"}, {"libraries": {"numpy": "0.0.1"}}])

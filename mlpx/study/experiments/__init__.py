@@ -5,9 +5,10 @@ its history with the test set as the per-epoch validation data, and is then eval
 test sets. A run is a pure function of its task (configuration, seed, data), so it gives the same numbers in this
 process, in a worker process or on a Dask worker (see ``mlpx.study.executors``).
 
-The package: ``configs`` (the experiments' configurations), ``runs`` (one run and the tasks), ``store`` (the
-content-keyed run store), ``schedule`` (longest runs first), ``suite`` (one deduplicated sweep over experiments),
-``results`` (tables and plots of one experiment), ``index`` (the suite's index.md and account).
+The package: ``configs`` (the experiments' configurations), ``runs`` (one run and the tasks), ``run_key`` (what
+determines a run's numbers, and its content key), ``store`` (the run store), ``schedule`` (longest runs first),
+``suite`` (one deduplicated sweep over experiments), ``results`` (tables and plots of one experiment), ``index``
+(the suite's index.md and account).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def run_config(task: dict) -> dict:
 
 
 def _train_and_evaluate(task: dict) -> dict:
-    from .store import library_identity, ops_kind
+    from .run_key import library_identity, ops_kind
 
     key = tuple(sorted(task["data"].items()))
     if key not in _DATA_CACHE:

@@ -40,7 +40,7 @@ def relative_cost(config: dict) -> float:
 
 def configuration_signature(fields: dict) -> str:
     """The key of a run with its seed and epochs left out: runs with equal signatures cost the same per epoch."""
-    from .store import content_key
+    from .run_key import content_key
 
     return content_key({k: v for k, v in fields.items() if k not in ("seed", "epochs")})
 

@@ -25,8 +25,8 @@ from .configs import BASE, EXPERIMENTS, _optimizer_text, experiment_configs
 from .runs import _data_spec, make_tasks, run_config
 from ..._checks import check_positive_int
 from .schedule import estimate_costs, longest_first, measured_costs, usable_cores
-from .store import (MismatchedRunWarning, RunStore, backend_kind, content_key, data_identity, key_fields, mismatch,
-                    stored_result)
+from .run_key import backend_kind, content_key, data_identity, key_fields, mismatch
+from .store import MismatchedRunWarning, RunStore, stored_result
 
 ALL = "all"
 
