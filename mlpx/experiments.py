@@ -2,4 +2,5 @@
 package and its modules (mlpx/_moved.py)."""
 from ._moved import alias
 
-alias(__name__, "mlpx.study.experiments", ("configs", "index", "results", "run_key", "runs", "schedule", "store", "suite"))
+alias(__name__, "mlpx.study.experiments",
+      ("configs", "index", "results", "run_key", "runs", "schedule", "store", "suite"))
